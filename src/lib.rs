@@ -1,0 +1,32 @@
+//! watchpost: one process that does the alerting job of Prometheus,
+//! Alertmanager and the Pushgateway.
+//!
+//! ```text
+//!         pull                                    push
+//!  exporters ── scrape ──┐          ┌── Pushgateway API, remote write, heartbeats
+//!                        ▼          ▼
+//!                  storage: series index + samples (Appender / Queryable)
+//!                        │
+//!                        ▼
+//!         rules: PromQL evaluation, alert state machine, recording rules
+//!                        │ alerts
+//!                        ▼
+//!         notify: route → group → inhibit → silence → dedup → send
+//!                        │
+//!         channels: email · telegram · slack · webhook · log
+//!                        ▲
+//!  consumers pull: Prometheus API, Alertmanager API v2, alert stream, web UI
+//! ```
+//!
+//! Data only flows down this picture. `model` is the shared vocabulary;
+//! `config` turns YAML into validated types; `scrape` writes into `storage`
+//! through `storage::Appender`; the `api` edge reads handles and holds no
+//! business logic; `app` wires everything together.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod model;
+pub mod scrape;
+pub mod storage;
+pub mod telemetry;

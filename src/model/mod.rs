@@ -1,0 +1,127 @@
+//! Shared vocabulary of watchpost: label sets, label matchers, samples,
+//! timestamps and durations.
+//!
+//! Everything on the data path (scrape, storage, rules, notify, api) speaks in
+//! these types. This module does no I/O and imports no other watchpost module,
+//! so every layer can depend on it without creating a cycle.
+
+mod duration;
+mod labels;
+mod matcher;
+
+pub use duration::{format_duration, parse_duration};
+pub use labels::{Label, Labels, LabelsBuilder, is_valid_label_name, is_valid_metric_name};
+pub use matcher::{MatchOp, Matcher, MatcherError};
+
+/// Milliseconds since the Unix epoch, the unit Prometheus uses everywhere.
+pub type Timestamp = i64;
+
+/// The label that carries the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// Bit pattern of the NaN that marks a series as stale. It is a signalling
+/// NaN distinct from the NaN that arithmetic produces, so a stored NaN value
+/// and "this series ended" never get confused. Same bits as Prometheus's
+/// `value.StaleNaN`, so data exchanged with Prometheus keeps its meaning.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The staleness marker as a float.
+#[inline]
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// Whether `v` is the staleness marker (and not any other NaN).
+#[inline]
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// One float sample of a series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub t: Timestamp,
+    pub v: f64,
+}
+
+/// Converts a wall-clock time to a [`Timestamp`].
+pub fn timestamp_of(t: std::time::SystemTime) -> Timestamp {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as Timestamp,
+        Err(e) => -(e.duration().as_millis() as Timestamp),
+    }
+}
+
+/// Stable 64-bit FNV-1a hash. Used where a hash must be the same across runs
+/// and machines (scrape offsets, rule group offsets), unlike `std`'s
+/// randomly keyed hasher.
+pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        // Separator so ("ab","c") and ("a","bc") differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Formats a float the way Prometheus's API and text exposition do:
+/// `NaN`, `+Inf`, `-Inf`, otherwise the shortest representation that
+/// round-trips (Go's `strconv.FormatFloat(v, 'f', -1, 64)` for ordinary
+/// magnitudes, exponent form for very large or small ones).
+pub fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".to_string();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    let abs = v.abs();
+    if abs != 0.0 && !(1e-4..1e21).contains(&abs) {
+        // Go prints e.g. 1e-05 and 1e+21: exponent with sign and two digits.
+        let s = format!("{v:e}");
+        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        return format!("{mant}e{sign}{digits:0>2}");
+    }
+    let s = format!("{v}");
+    if s == "-0" { "-0".to_string() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_nan_is_distinct_from_arithmetic_nan() {
+        assert!(is_stale_nan(stale_nan()));
+        assert!(!is_stale_nan(f64::NAN));
+        assert!(stale_nan().is_nan());
+    }
+
+    #[test]
+    fn floats_format_like_prometheus() {
+        assert_eq!(format_float(1.0), "1");
+        assert_eq!(format_float(0.1), "0.1");
+        assert_eq!(format_float(f64::NAN), "NaN");
+        assert_eq!(format_float(f64::INFINITY), "+Inf");
+        assert_eq!(format_float(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_float(1e21), "1e+21");
+        assert_eq!(format_float(1.5e-7), "1.5e-07");
+        assert_eq!(format_float(123456789.0), "123456789");
+        assert_eq!(format_float(-2.5), "-2.5");
+    }
+
+    #[test]
+    fn fnv_is_stable_and_separates_parts() {
+        assert_eq!(fnv1a64(&[b"a"]), fnv1a64(&[b"a"]));
+        assert_ne!(fnv1a64(&[b"ab", b"c"]), fnv1a64(&[b"a", b"bc"]));
+    }
+}

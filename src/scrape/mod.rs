@@ -1,0 +1,9 @@
+//! Pulling metrics: target discovery (static, file_sd, http_sd), relabeling,
+//! one scrape loop per target, HTTP fetch with caps, exposition parsing.
+//!
+//! Scraping writes into storage only through `storage::Appender`.
+
+pub mod discovery;
+pub mod parse;
+pub mod relabel;
+pub mod target;

@@ -1,0 +1,149 @@
+//! Time-series storage: the seam between writers (scrape, push, recording
+//! rules) and readers (PromQL, the HTTP API).
+//!
+//! Writers see only [`Appender`] (through [`Storage::appender`]); readers see
+//! only [`Queryable`]. Both are traits because the engine behind them is
+//! replaceable: [`mem::MemStorage`] is the first, in-memory implementation;
+//! the compressed, durable engine slots in behind the same traits.
+//!
+//! Invariants every implementation keeps:
+//! - samples of a series are strictly increasing in time; an older sample is
+//!   rejected with [`AppendError::OutOfOrder`], the same timestamp with a
+//!   different value with [`AppendError::Duplicate`], and neither aborts the
+//!   rest of a batch;
+//! - the staleness marker ([`crate::model::stale_nan`]) is stored like any
+//!   other value and returned bit-exactly;
+//! - an appender's samples become visible atomically at `commit`, and none
+//!   of them at `rollback`.
+
+pub mod mem;
+
+use crate::model::{Labels, Matcher, Sample, Timestamp};
+
+/// Identifies a series inside one storage instance, for the life of the
+/// series. Callers cache it to skip label lookups on the hot path.
+pub type SeriesRef = u64;
+
+/// Why one sample was not accepted. These are per-sample outcomes the
+/// caller counts; they never abort the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("out of order sample")]
+    OutOfOrder,
+    #[error("duplicate sample for timestamp")]
+    Duplicate,
+    #[error("unknown series reference")]
+    UnknownRef,
+}
+
+/// A storage-level failure (I/O, corruption, limits).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage I/O at {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("query would select more than {limit} series; add label matchers to narrow it")]
+    TooManySeries { limit: usize },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a commit did, for the caller's accounting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    pub samples: u64,
+}
+
+/// A batch of writes. Samples become visible at [`Appender::commit`].
+pub trait Appender: Send {
+    /// Appends a sample to the series with these labels, creating the series
+    /// if needed, and returns its reference for later [`Appender::append_ref`]
+    /// calls.
+    fn append(&mut self, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef, AppendError>;
+
+    /// Appends to a series by a reference an earlier `append` returned. Fails
+    /// with [`AppendError::UnknownRef`] when the series is gone (for example
+    /// removed by retention); the caller then appends by labels.
+    fn append_ref(&mut self, series: SeriesRef, t: Timestamp, v: f64) -> Result<(), AppendError>;
+
+    /// Makes every sample of this batch visible.
+    fn commit(self: Box<Self>) -> Result<CommitStats, StorageError>;
+
+    /// Discards every sample of this batch.
+    fn rollback(self: Box<Self>);
+}
+
+/// One selected series: its labels and its samples in the selected window,
+/// in time order, produced lazily.
+pub struct Series {
+    pub labels: Labels,
+    pub samples: Box<dyn Iterator<Item = Sample> + Send>,
+}
+
+impl std::fmt::Debug for Series {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Series")
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Read access to stored series. All time bounds are inclusive milliseconds.
+pub trait Queryable: Send + Sync {
+    /// Series matching all `matchers` that have at least one sample in
+    /// `[mint, maxt]`, sorted by labels, with their samples in that window.
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<Series>, StorageError>;
+
+    /// Label sets of the series `select` would return, without samples.
+    fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<Labels>, StorageError>;
+
+    /// Sorted label names of series matching `matchers` (all series when empty).
+    fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<String>, StorageError>;
+
+    /// Sorted values of label `name` over series matching `matchers`.
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<String>, StorageError>;
+}
+
+/// Head statistics for self-metrics and `/api/v1/status/tsdb`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadStats {
+    pub series: u64,
+    pub samples_appended: u64,
+    pub out_of_order_samples: u64,
+    pub duplicate_samples: u64,
+    pub min_time: Option<Timestamp>,
+    pub max_time: Option<Timestamp>,
+}
+
+/// A complete storage engine: writers and readers.
+pub trait Storage: Queryable {
+    /// Starts a write batch.
+    fn appender(&self) -> Box<dyn Appender + '_>;
+
+    /// Current head statistics.
+    fn stats(&self) -> HeadStats;
+}
