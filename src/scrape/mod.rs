@@ -4,6 +4,7 @@
 //! Scraping writes into storage only through `storage::Appender`.
 
 pub mod discovery;
+pub mod http_client;
 pub mod parse;
 pub mod relabel;
 pub mod target;
