@@ -32,6 +32,12 @@ pub struct Config {
     pub notify_file: Option<PathBuf>,
     pub alerting: Option<serde_json::Value>,
     pub remote_write: Vec<serde_json::Value>,
+    /// watchpost's own sections that later issues implement (Pushgateway
+    /// API, heartbeats, digest reports), kept as parsed YAML until then so a
+    /// config written for them already loads.
+    pub push: Option<serde_json::Value>,
+    pub heartbeats: Option<serde_json::Value>,
+    pub reports: Option<serde_json::Value>,
     /// The config as the API shows it (`/api/v1/status/config`): YAML with
     /// every secret replaced by `<secret>`.
     pub redacted_yaml: String,
@@ -46,6 +52,9 @@ pub struct GlobalConfig {
     pub external_labels: Labels,
     /// Defaults for the per-job limits (Prometheus 2.45+ lets `global` set them).
     pub limits: ScrapeLimits,
+    /// `global.rule_query_offset` (default 0s): rule groups evaluate this far
+    /// in the past so late samples are in. Used by the rules issue.
+    pub rule_query_offset: Duration,
 }
 
 /// One `scrape_configs` entry.
@@ -196,10 +205,15 @@ pub struct RelabelConfig {
 /// storage issue, the keys parse now).
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
-    /// `storage.retention.time`, default 15d.
+    /// `storage.retention.time`. When neither time nor size is set it is
+    /// 15d, as in Prometheus; when only `size` is set it is zero, meaning
+    /// "no time limit" (Prometheus's rule).
     pub retention_time: Duration,
     /// `storage.retention.size` in bytes; 0 = unlimited.
     pub retention_size: u64,
+    /// `storage.tsdb.out_of_order_time_window` (default 0s: samples older
+    /// than a series' newest sample are rejected).
+    pub out_of_order_time_window: Duration,
 }
 
 /// `web:`.
