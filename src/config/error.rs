@@ -391,7 +391,7 @@ fn key_before(source: &str, loc: Location) -> Option<String> {
         .take(usize::try_from(loc.column().saturating_sub(1)).ok()?)
         .collect();
     let mut before = before.trim_end().to_string();
-    if before.is_empty() || before == "-" {
+    if before.trim().is_empty() || before.trim() == "-" {
         // A block value starts on the line after its key: take the closest
         // non-blank, non-comment line above.
         let idx = usize::try_from(loc.line()).ok()?.checked_sub(1)?;

@@ -144,8 +144,12 @@ raw_struct! {
         pub scrape_interval: Option<S<String>>,
         pub scrape_timeout: Option<S<String>>,
         pub evaluation_interval: Option<S<String>>,
+        /// Honoured by rule evaluation (default 0s).
         pub rule_query_offset: Option<S<String>>,
-        pub external_labels: Option<SpannedMap<S<String>>>,
+        /// A null value is an empty one, as in Prometheus (the label is dropped).
+        pub external_labels: Option<SpannedMap<Option<S<String>>>>,
+        /// Validated like Prometheus; accepted when OpenMetrics is preferred
+        /// over Prometheus text, which is the order watchpost negotiates.
         pub scrape_protocols: Option<S<Vec<S<String>>>>,
         pub body_size_limit: Option<S<String>>,
         pub sample_limit: Option<u64>,
@@ -153,14 +157,20 @@ raw_struct! {
         pub label_limit: Option<u64>,
         pub label_name_length_limit: Option<u64>,
         pub label_value_length_limit: Option<u64>,
+        /// Only 0 (keep every dropped target, Prometheus's default).
         pub keep_dropped_targets: Option<S<u64>>,
+        /// Only `legacy`: watchpost validates names with the classic charset.
         pub metric_name_validation_scheme: Option<S<String>>,
+        /// Only `underscores`, the escaping that goes with legacy names.
         pub metric_name_escaping_scheme: Option<S<String>>,
+        /// Only false: watchpost stores no native histograms.
         pub scrape_native_histograms: Option<S<bool>>,
+        /// Only false: watchpost stores no native histograms.
         pub convert_classic_histograms_to_nhcb: Option<S<bool>>,
         /// Parsed for its type only: it has no effect in watchpost (see `validate`).
         #[allow(dead_code)]
         pub always_scrape_classic_histograms: Option<bool>,
+        /// Only false: watchpost writes the standard `scrape_*` series.
         pub extra_scrape_metrics: Option<S<bool>>,
     }
     refused { query_log_file, scrape_failure_log_file }
@@ -173,12 +183,18 @@ raw_struct! {
         pub job_name: Option<S<String>>,
         pub honor_labels: Option<bool>,
         pub honor_timestamps: Option<bool>,
+        /// Only false (Prometheus's default).
         pub track_timestamps_staleness: Option<S<bool>>,
         pub params: Option<std::collections::BTreeMap<String, Vec<String>>>,
         pub scrape_interval: Option<S<String>>,
         pub scrape_timeout: Option<S<String>>,
+        /// Validated like Prometheus; accepted when OpenMetrics is preferred
+        /// over Prometheus text, which is the order watchpost negotiates.
         pub scrape_protocols: Option<S<Vec<S<String>>>>,
+        /// Only `PrometheusText0.0.4` / `PrometheusText1.0.0`: how watchpost
+        /// reads a response without a usable Content-Type.
         pub fallback_scrape_protocol: Option<S<String>>,
+        /// Only false: watchpost stores no native histograms.
         pub scrape_native_histograms: Option<S<bool>>,
         /// Parsed for its type only: it has no effect in watchpost (see `validate`).
         #[allow(dead_code)]
@@ -186,10 +202,13 @@ raw_struct! {
         /// Parsed for its type only: it has no effect in watchpost (see `validate`).
         #[allow(dead_code)]
         pub scrape_classic_histograms: Option<bool>,
+        /// Only false: watchpost stores no native histograms.
         pub convert_classic_histograms_to_nhcb: Option<S<bool>>,
+        /// Only false: watchpost writes the standard `scrape_*` series.
         pub extra_scrape_metrics: Option<S<bool>>,
         pub metrics_path: Option<S<String>>,
         pub scheme: Option<S<String>>,
+        /// Only true: watchpost always asks for gzip.
         pub enable_compression: Option<S<bool>>,
         pub body_size_limit: Option<S<String>>,
         pub sample_limit: Option<u64>,
@@ -200,9 +219,13 @@ raw_struct! {
         /// Parsed for its type only: it has no effect in watchpost (see `validate`).
         #[allow(dead_code)]
         pub native_histogram_bucket_limit: Option<u64>,
+        /// Checked to be a number; no effect, as no native histograms are stored.
         pub native_histogram_min_bucket_factor: Option<f64>,
+        /// Only 0 (keep every dropped target, Prometheus's default).
         pub keep_dropped_targets: Option<S<u64>>,
+        /// Only `legacy`: watchpost validates names with the classic charset.
         pub metric_name_validation_scheme: Option<S<String>>,
+        /// Only `underscores`, the escaping that goes with legacy names.
         pub metric_name_escaping_scheme: Option<S<String>>,
         pub static_configs: Option<Vec<S<RawStaticConfig>>>,
         pub file_sd_configs: Option<Vec<S<RawFileSdConfig>>>,
@@ -274,7 +297,8 @@ raw_struct! {
     /// `static_configs` entry.
     pub(crate) struct RawStaticConfig {
         pub targets: Option<Vec<S<String>>>,
-        pub labels: Option<SpannedMap<S<String>>>,
+        /// A null value is an empty one, as in Prometheus (the label is dropped).
+        pub labels: Option<SpannedMap<Option<S<String>>>>,
     }
     refused {}
 }

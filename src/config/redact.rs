@@ -59,7 +59,7 @@ pub(crate) fn redacted_yaml(config: &Config) -> String {
         },
         web: (config.web.external_url.is_some() || config.web.page_title.is_some()).then_some(
             WebView {
-                external_url: config.web.external_url.as_deref(),
+                external_url: config.web.external_url.as_deref().map(redact_url),
                 page_title: config.web.page_title.as_deref(),
             },
         ),
@@ -74,6 +74,22 @@ pub(crate) fn redacted_yaml(config: &Config) -> String {
     };
     serde_saphyr::to_string(&view)
         .unwrap_or_else(|e| format!("# the config could not be rendered: {e}\n"))
+}
+
+/// A URL with the password of its user info replaced, as Go's
+/// `URL.Redacted` does (`http://user:xxxxx@host/`). Anything that does not
+/// parse as a URL is returned unchanged.
+pub(crate) fn redact_url(s: &str) -> String {
+    match reqwest::Url::parse(s) {
+        Ok(mut u) if u.password().is_some() => {
+            if u.set_password(Some("xxxxx")).is_ok() {
+                u.to_string()
+            } else {
+                s.to_string()
+            }
+        }
+        _ => s.to_string(),
+    }
 }
 
 fn nonzero_duration(d: std::time::Duration) -> Option<String> {
@@ -218,7 +234,7 @@ impl<'a> ScrapeView<'a> {
                 .http_sd_configs
                 .iter()
                 .map(|h| HttpSdView {
-                    url: &h.url,
+                    url: redact_url(&h.url),
                     refresh_interval: format_duration(h.refresh_interval),
                     http: HttpView::of(&h.http),
                 })
@@ -243,7 +259,7 @@ struct HttpView<'a> {
     follow_redirects: bool,
     enable_http2: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    proxy_url: Option<&'a str>,
+    proxy_url: Option<String>,
 }
 
 impl<'a> HttpView<'a> {
@@ -286,7 +302,7 @@ impl<'a> HttpView<'a> {
             },
             follow_redirects: h.follow_redirects,
             enable_http2: h.enable_http2,
-            proxy_url: h.proxy_url.as_deref(),
+            proxy_url: h.proxy_url.as_deref().map(redact_url),
         }
     }
 }
@@ -346,7 +362,7 @@ struct FileSdView<'a> {
 
 #[derive(Serialize)]
 struct HttpSdView<'a> {
-    url: &'a str,
+    url: String,
     refresh_interval: String,
     #[serde(flatten)]
     http: HttpView<'a>,
@@ -402,7 +418,7 @@ struct TsdbView {
 #[derive(Serialize)]
 struct WebView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    external_url: Option<&'a str>,
+    external_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     page_title: Option<&'a str>,
 }
@@ -422,7 +438,8 @@ struct WebView<'a> {
 /// - URLs that embed a credential: `url` under `webhook_configs`, `api_url`
 ///   under `slack_configs`.
 ///
-/// `*_file` keys name files and are shown.
+/// `*_file` keys name files and are shown. Any other `*url` value keeps its
+/// text but loses the password of its user info (`http://u:xxxxx@host`).
 pub(crate) fn is_secret_key(key: &str, parent: Option<&str>) -> bool {
     const EXACT: [&str; 14] = [
         "password",
@@ -465,6 +482,8 @@ pub(crate) fn redact_value(v: &mut Value, parent: Option<&str>) {
                     if !val.is_null() {
                         *val = Value::String(REDACTED.to_string());
                     }
+                } else if let (true, Value::String(u)) = (k.ends_with("url"), &*val) {
+                    *val = Value::String(redact_url(u));
                 } else {
                     redact_value(val, Some(k));
                 }
@@ -508,12 +527,14 @@ mod tests {
                  "pagerduty_configs": [{"routing_key": "rk", "service_key": "sk"}],
                  "opsgenie_configs": [{"api_key": "k", "api_url": "https://api.opsgenie.com"}]}
             ],
+            "remote_write": [{"url": "https://user:pw@rw.example/api"}],
             "http_config": {"authorization": {"credentials": "c"}, "basic_auth": {"password": "p3"},
                             "oauth2": {"client_secret": "cs"}, "tls_config": {"key": "PEM", "key_file": "k.pem"},
                             "http_headers": {"X-Token": {"secrets": ["a", "b"]}}}
         });
         redact_value(&mut v, None);
         let text = v.to_string();
+        assert!(!text.contains("pw@"), "{text}");
         for secret in [
             "p1",
             "p2",

@@ -391,12 +391,14 @@ fn static_targets_must_be_host_port_unless_relabeled() {
 #[test]
 fn static_labels_are_validated() {
     let c = ok(
-        "scrape_configs:\n  - job_name: j\n    static_configs:\n      - targets: ['a:1']\n        labels: {env: prod, rack: 12}\n",
+        "scrape_configs:\n  - job_name: j\n    static_configs:\n      - targets: ['a:1']\n        labels: {env: prod, rack: 12, gone: }\n",
     );
     let s = &c.scrape_configs[0].static_configs[0];
     assert_eq!(s.labels.get("env"), Some("prod"));
     // yaml.v2 reads a number into a string field; so does watchpost.
     assert_eq!(s.labels.get("rack"), Some("12"));
+    // A null value is empty, and empty labels do not exist.
+    assert_eq!(s.labels.get("gone"), None);
     assert_eq!(
         err(
             "scrape_configs:\n  - job_name: j\n    static_configs:\n      - targets: ['a:1']\n        labels: {env: prod, 'a.b': x}\n"
@@ -531,6 +533,7 @@ scrape_configs:
         basic_auth: {username: u, password: sdpass}
   - job_name: filepw
     basic_auth: {username: u, password_file: pw.txt}
+    proxy_url: http://proxyuser:proxypass@proxy:3128
 notify:
   global: {smtp_auth_password: mailpass, telegram_bot_token: 1:tg}
   receivers:
@@ -569,6 +572,7 @@ remote_write:
         "url: http://sd/targets",
         "refresh_interval: 1m",
         "time: 15d",
+        "proxy_url: http://proxyuser:xxxxx@proxy:3128",
     ] {
         assert!(
             y.contains(shown)
@@ -784,6 +788,16 @@ fn yaml_errors_carry_positions() {
     assert_eq!(
         err("scrape_configs:\n  - job_name: a\n    sample_limit: lots\n"),
         "w.yml:3:19: sample_limit: invalid value \"lots\": expected a whole number of 0 or more"
+    );
+    assert_eq!(
+        err("scrape_configs:\n  -\n"),
+        "w.yml:2:4: scrape_configs: expected a mapping (key: value)"
+    );
+    assert_eq!(
+        err(
+            "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: localhost:9090\n"
+        ),
+        "w.yml:4:18: targets: expected a list"
     );
     let e = err("global:\n  scrape_interval: 1m\n bad: indent\n");
     assert!(e.starts_with("w.yml:3:"), "{e}");

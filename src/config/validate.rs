@@ -623,7 +623,8 @@ fn build_global(cx: &mut Cx<'_>, g: Option<&S<RawGlobal>>, env: Env<'_>) -> Glob
             );
         } else {
             // Prometheus expands $VAR / ${VAR} in external label values.
-            pairs.push((name.value.clone(), expand_env(&value.value, env)));
+            let value = value.as_ref().map(|v| v.value.as_str()).unwrap_or("");
+            pairs.push((name.value.clone(), expand_env(value, env)));
         }
     }
 
@@ -989,7 +990,8 @@ fn build_static(
     let mut pairs = Vec::new();
     for (name, value) in raw.labels.iter().flat_map(|m| m.0.iter()) {
         if is_valid_label_name(&name.value) {
-            pairs.push((name.value.clone(), value.value.clone()));
+            let value = value.as_ref().map(|v| v.value.clone()).unwrap_or_default();
+            pairs.push((name.value.clone(), value));
         } else {
             cx.err(
                 name.referenced,

@@ -495,3 +495,73 @@ fn pem_reason(e: rustls::pki_types::pem::Error) -> String {
         other => format!("invalid PEM data: {other}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$2b$10$QPCDSALeT4kV4utqIJidruowGVfINkL.TQaMCsXjY8Nkw/PS/wSni";
+
+    fn load(yaml: &str) -> Result<WebServerConfig, Vec<String>> {
+        load_web_config_str(yaml, "web.yml", Path::new("/nonexistent")).map_err(|e| e.messages())
+    }
+
+    #[test]
+    fn bcrypt_hashes_are_checked_without_echoing_them() {
+        assert!(check_bcrypt(HASH).is_ok());
+        assert!(check_bcrypt(&HASH.replace("$2b$", "$2y$")).is_ok());
+        for bad in [
+            "",
+            "hunter2",
+            "$2b$10$short",
+            "$1$10$QPCDSALeT4kV4utqIJidruowGVfINkL.TQaMCsXjY8Nkw/PS/wSni",
+        ] {
+            let e = check_bcrypt(bad).unwrap_err();
+            assert!(bad.is_empty() || !e.contains(bad), "{e}");
+        }
+        assert!(
+            check_bcrypt(&HASH.replace("$10$", "$03$"))
+                .unwrap_err()
+                .contains("cost 3")
+        );
+        assert!(check_bcrypt(&HASH.replace('.', "!")).is_err());
+    }
+
+    #[test]
+    fn no_tls_keys_means_plain_http() {
+        let w = load(&format!("basic_auth_users:\n  a: '{HASH}'\n")).unwrap();
+        assert!(w.tls.is_none());
+        assert!(w.http2);
+        assert_eq!(w.basic_auth_users["a"].expose(), HASH);
+        // A hash never shows up in debug output.
+        assert!(!format!("{w:?}").contains(HASH));
+        let w = load("tls_server_config: {}\nhttp_server_config: {http2: false}\n").unwrap();
+        assert!(w.tls.is_none() && !w.http2);
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_key() {
+        assert_eq!(
+            load("tls_server_config:\n  client_auth_type: RequireAndVerifyClientCert\n")
+                .unwrap_err(),
+            [
+                "web.yml:2:3: tls_server_config: cert_file is missing: TLS needs a certificate and its key",
+                "web.yml:2:3: tls_server_config: key_file is missing: TLS needs a certificate and its key",
+                "web.yml:2:21: tls_server_config: client_ca_file is missing: client certificates are verified against it",
+            ]
+        );
+        let e = load("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n  max_version: TLS12\n  min_version: TLS13\n")
+            .unwrap_err();
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(e[0].starts_with(
+            "web.yml:2:14: tls_server_config: cert_file: cannot read /nonexistent/c.pem: "
+        ));
+        assert!(e[1].starts_with(
+            "web.yml:3:13: tls_server_config: key_file: cannot read /nonexistent/k.pem: "
+        ));
+        assert_eq!(
+            e[2],
+            "web.yml:4:16: tls_server_config: max_version is lower than min_version"
+        );
+    }
+}
