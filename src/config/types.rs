@@ -32,6 +32,12 @@ pub struct Config {
     pub notify_file: Option<PathBuf>,
     pub alerting: Option<serde_json::Value>,
     pub remote_write: Vec<serde_json::Value>,
+    /// watchpost's own sections that later issues implement (Pushgateway
+    /// API, heartbeats, digest reports), kept as parsed YAML until then so a
+    /// config written for them already loads.
+    pub push: Option<serde_json::Value>,
+    pub heartbeats: Option<serde_json::Value>,
+    pub reports: Option<serde_json::Value>,
     /// The config as the API shows it (`/api/v1/status/config`): YAML with
     /// every secret replaced by `<secret>`.
     pub redacted_yaml: String,
@@ -40,32 +46,55 @@ pub struct Config {
 /// `global:`.
 #[derive(Debug, Clone)]
 pub struct GlobalConfig {
+    /// How often jobs scrape unless they say otherwise (default 1m).
     pub scrape_interval: Duration,
+    /// How long a scrape may take unless a job says otherwise (default 10s,
+    /// or `scrape_interval` when that is shorter).
     pub scrape_timeout: Duration,
+    /// How often rule groups are evaluated by default (default 1m).
     pub evaluation_interval: Duration,
+    /// Labels added to alerts and to data leaving watchpost (remote write,
+    /// federation). `$VAR` / `${VAR}` in values are expanded from the
+    /// environment at load, as Prometheus does.
     pub external_labels: Labels,
     /// Defaults for the per-job limits (Prometheus 2.45+ lets `global` set them).
     pub limits: ScrapeLimits,
+    /// `global.rule_query_offset` (default 0s): rule groups evaluate this far
+    /// in the past so late samples are in. Used by the rules issue.
+    pub rule_query_offset: Duration,
 }
 
 /// One `scrape_configs` entry.
 #[derive(Debug, Clone)]
 pub struct ScrapeConfig {
+    /// The `job` label of every target; unique across the config.
     pub job_name: String,
+    /// The job's own interval, or the global one.
     pub scrape_interval: Duration,
+    /// The job's own timeout, or the global one capped at this job's
+    /// interval (Prometheus's rule); never greater than `scrape_interval`.
     pub scrape_timeout: Duration,
+    /// Path of the metrics endpoint (default `/metrics`), always starting with `/`.
     pub metrics_path: String,
+    /// `http` (default) or `https`.
     pub scheme: Scheme,
     /// URL query parameters, in sorted key order.
     pub params: BTreeMap<String, Vec<String>>,
+    /// On a clash between a scraped label and a target label, keep the
+    /// scraped one (default false: the scraped one is renamed `exported_*`).
     pub honor_labels: bool,
+    /// Keep timestamps the target exposes (default true).
     pub honor_timestamps: bool,
+    /// Auth, TLS and redirect settings for scraping this job's targets.
     pub http: HttpClientConfig,
     pub static_configs: Vec<StaticConfig>,
     pub file_sd_configs: Vec<FileSdConfig>,
     pub http_sd_configs: Vec<HttpSdConfig>,
+    /// Applied to each target's labels before scraping.
     pub relabel_configs: Vec<RelabelConfig>,
+    /// Applied to each scraped series before it is stored.
     pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// The job's limits; each 0 in the job's YAML falls back to `global`.
     pub limits: ScrapeLimits,
 }
 
@@ -107,11 +136,17 @@ pub enum SecretSource {
 /// HTTP client settings shared by scraping and http_sd.
 #[derive(Debug, Clone, Default)]
 pub struct HttpClientConfig {
+    /// At most one of `basic_auth` and `authorization` is set.
     pub basic_auth: Option<BasicAuth>,
+    /// `authorization`, or Prometheus's older `bearer_token` /
+    /// `bearer_token_file`, which load as type `Bearer`.
     pub authorization: Option<Authorization>,
     pub tls_config: TlsConfig,
+    /// Follow HTTP redirects (default true).
     pub follow_redirects: bool,
+    /// Allow HTTP/2 (default true).
     pub enable_http2: bool,
+    /// `proxy_url`: an http or https proxy for every request.
     pub proxy_url: Option<String>,
 }
 
@@ -131,17 +166,24 @@ pub struct Authorization {
 
 #[derive(Debug, Clone, Default)]
 pub struct TlsConfig {
+    /// CA bundle to verify the server with (system roots when unset).
     pub ca_file: Option<PathBuf>,
+    /// Client certificate; set together with `key_file`.
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// Name to verify the server certificate against, and to send as SNI.
     pub server_name: Option<String>,
+    /// Skip verifying the server certificate (default false).
     pub insecure_skip_verify: bool,
 }
 
 /// `static_configs` entry.
 #[derive(Debug, Clone)]
 pub struct StaticConfig {
+    /// `host:port` addresses (or anything, when `relabel_configs` rewrites
+    /// `__address__`, as blackbox jobs do).
     pub targets: Vec<String>,
+    /// Labels added to every target of this group.
     pub labels: Labels,
 }
 
@@ -150,14 +192,18 @@ pub struct StaticConfig {
 pub struct FileSdConfig {
     /// Glob patterns, resolved against the config directory.
     pub files: Vec<String>,
+    /// How often the files are re-read besides on change (default 5m).
     pub refresh_interval: Duration,
 }
 
 /// `http_sd_configs` entry.
 #[derive(Debug, Clone)]
 pub struct HttpSdConfig {
+    /// An http or https URL returning Prometheus's http_sd JSON.
     pub url: String,
+    /// How often the URL is fetched (default 60s).
     pub refresh_interval: Duration,
+    /// The endpoint's own auth and TLS settings.
     pub http: HttpClientConfig,
 }
 
@@ -196,10 +242,15 @@ pub struct RelabelConfig {
 /// storage issue, the keys parse now).
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
-    /// `storage.retention.time`, default 15d.
+    /// `storage.retention.time`. When neither time nor size is set it is
+    /// 15d, as in Prometheus; when only `size` is set it is zero, meaning
+    /// "no time limit" (Prometheus's rule).
     pub retention_time: Duration,
     /// `storage.retention.size` in bytes; 0 = unlimited.
     pub retention_size: u64,
+    /// `storage.tsdb.out_of_order_time_window` (default 0s: samples older
+    /// than a series' newest sample are rejected).
+    pub out_of_order_time_window: Duration,
 }
 
 /// `web:`.

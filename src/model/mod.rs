@@ -11,7 +11,7 @@ mod matcher;
 
 pub use duration::{format_duration, parse_duration};
 pub use labels::{Label, Labels, LabelsBuilder, is_valid_label_name, is_valid_metric_name};
-pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use matcher::{MatchOp, Matcher, MatcherError, compile_anchored};
 
 /// Milliseconds since the Unix epoch, the unit Prometheus uses everywhere.
 pub type Timestamp = i64;
