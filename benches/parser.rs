@@ -8,7 +8,11 @@
 //! 2. `watchpost/to_labels`: the same plus `to_labels()` per sample (the
 //!    cache-miss path);
 //! 3. `prometheus-parse`: `prometheus_parse::Scrape::parse` on the same text;
-//! 4. `memchr-newlines`: counting newlines, the memory-bandwidth ceiling.
+//! 4. `memchr-newlines`: counting newlines, the memory-bandwidth ceiling;
+//!
+//! and, in a second group, the same metrics as OpenMetrics (counters with
+//! `_total`/`_created`, exemplars on some buckets, `# EOF`) through our
+//! parser with all OpenMetrics checks.
 //!
 //! Criterion reports MB/s (`Throughput::Bytes`). A short summary after the
 //! criterion run prints samples/s, the ratio against prometheus-parse, and
@@ -99,24 +103,41 @@ const BUCKETS: [&str; 12] = [
     "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
 ];
 
-/// Builds the payload: one "target" after another until it is ~10 MB.
-fn payload() -> String {
+/// Builds the payload: one "target" after another until it is ~10 MB. With
+/// `om`, the same metrics in OpenMetrics form: counter families named
+/// without `_total`, `_created` series, exemplars on some buckets, `# EOF`.
+fn payload(om: bool) -> String {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut out = String::with_capacity(TARGET_BYTES + 64 * 1024);
     let mut target = 0;
     while out.len() < TARGET_BYTES {
         let inst = format!("10.0.{}.{}:9100", target / 250, target % 250);
-        node_exporter(&mut out, &mut rng, &inst, target);
-        app(&mut out, &mut rng, &inst, target);
+        node_exporter(&mut out, &mut rng, &inst, target, om);
+        app(&mut out, &mut rng, &inst, target, om);
         target += 1;
+    }
+    if om {
+        out.push_str("# EOF\n");
     }
     out
 }
 
-fn node_exporter(out: &mut String, rng: &mut Rng, inst: &str, t: usize) {
-    let name = format!("node_cpu_seconds_total_t{t}");
-    let _ = writeln!(out, "# HELP {name} Seconds the CPUs spent in each mode.");
-    let _ = writeln!(out, "# TYPE {name} counter");
+/// HELP and TYPE of a counter family; returns the name its samples carry.
+fn counter(out: &mut String, base: &str, help: &str, om: bool) -> String {
+    let sample = format!("{base}_total");
+    let family = if om { base } else { sample.as_str() };
+    let _ = writeln!(out, "# HELP {family} {help}");
+    let _ = writeln!(out, "# TYPE {family} counter");
+    sample
+}
+
+fn node_exporter(out: &mut String, rng: &mut Rng, inst: &str, t: usize, om: bool) {
+    let name = counter(
+        out,
+        &format!("node_cpu_seconds_t{t}"),
+        "Seconds the CPUs spent in each mode.",
+        om,
+    );
     for cpu in 0..8 {
         for mode in MODES {
             let _ = writeln!(
@@ -145,9 +166,12 @@ fn node_exporter(out: &mut String, rng: &mut Rng, inst: &str, t: usize) {
             rng.value()
         );
     }
-    let name = format!("node_network_receive_bytes_total_t{t}");
-    let _ = writeln!(out, "# HELP {name} Network device statistic receive_bytes.");
-    let _ = writeln!(out, "# TYPE {name} counter");
+    let name = counter(
+        out,
+        &format!("node_network_receive_bytes_t{t}"),
+        "Network device statistic receive_bytes.",
+        om,
+    );
     for dev in ["eth0", "eth1", "lo", "docker0", "veth1a2b3c"] {
         let _ = writeln!(
             out,
@@ -164,7 +188,7 @@ fn node_exporter(out: &mut String, rng: &mut Rng, inst: &str, t: usize) {
     );
 }
 
-fn app(out: &mut String, rng: &mut Rng, inst: &str, t: usize) {
+fn app(out: &mut String, rng: &mut Rng, inst: &str, t: usize, om: bool) {
     let name = format!("http_request_duration_seconds_t{t}");
     let _ = writeln!(out, "# HELP {name} Latency of HTTP requests, by handler.");
     let _ = writeln!(out, "# TYPE {name} histogram");
@@ -175,12 +199,25 @@ fn app(out: &mut String, rng: &mut Rng, inst: &str, t: usize) {
                 "code=\"{code}\",handler=\"{handler}\",instance=\"{inst}\",job=\"app\",method=\"{method}\""
             );
             let mut count = 0u64;
-            for le in BUCKETS {
+            for (k, le) in BUCKETS.iter().enumerate() {
                 count += rng.below(50);
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}");
+                let _ = write!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}");
+                if om && k % 4 == 1 {
+                    let _ = write!(
+                        out,
+                        " # {{trace_id=\"{:016x}\"}} 0.0{} 1700000000.{:03}",
+                        rng.next(),
+                        rng.below(1000),
+                        rng.below(1000)
+                    );
+                }
+                out.push('\n');
             }
             let _ = writeln!(out, "{name}_sum{{{labels}}} {}", rng.value());
             let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+            if om {
+                let _ = writeln!(out, "{name}_created{{{labels}}} 1700000000.5");
+            }
         }
     }
     let name = format!("rpc_duration_seconds_t{t}");
@@ -194,9 +231,8 @@ fn app(out: &mut String, rng: &mut Rng, inst: &str, t: usize) {
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", rng.value());
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", rng.below(100_000));
     }
-    let name = format!("app_requests_total_t{t}");
-    let _ = writeln!(out, "# HELP {name} Requests by user agent.");
-    let _ = writeln!(out, "# TYPE {name} counter");
+    let base = format!("app_requests_t{t}");
+    let name = counter(out, &base, "Requests by user agent.", om);
     for (k, agent) in [
         "Mozilla/5.0 (X11; Linux x86_64)",
         "curl/8.5.0",
@@ -206,12 +242,14 @@ fn app(out: &mut String, rng: &mut Rng, inst: &str, t: usize) {
     .iter()
     .enumerate()
     {
-        let _ = writeln!(
-            out,
-            "{name}{{agent=\"{agent}\",instance=\"{inst}\",job=\"app\",route=\"{}\"}} {}",
-            HANDLERS[k + 4],
-            rng.value()
+        let labels = format!(
+            "agent=\"{agent}\",instance=\"{inst}\",job=\"app\",route=\"{}\"",
+            HANDLERS[k + 4]
         );
+        let _ = writeln!(out, "{name}{{{labels}}} {}", rng.value());
+        if om {
+            let _ = writeln!(out, "{base}_created{{{labels}}} 1700000000.25");
+        }
     }
     let _ = writeln!(out, "# HELP app_build_info_t{t} Build information.");
     let _ = writeln!(out, "# TYPE app_build_info_t{t} gauge");
@@ -230,8 +268,8 @@ fn next<'a>(p: &mut Parser<'a>) -> Option<ParsedSample<'a>> {
 }
 
 /// Scrape cache-hit path: value and timestamp of every sample.
-fn watchpost_values(body: &[u8]) -> usize {
-    let mut p = Parser::new(body, Format::PrometheusText);
+fn watchpost_values(body: &[u8], format: Format) -> usize {
+    let mut p = Parser::new(body, format);
     let mut n = 0;
     while let Some(s) = next(&mut p) {
         black_box((s.series, s.value, s.timestamp_ms));
@@ -264,23 +302,35 @@ fn newlines(body: &[u8]) -> usize {
     memchr::memchr_iter(b'\n', body).count()
 }
 
-fn bench(c: &mut Criterion, body: &str) {
-    let bytes = body.as_bytes();
+fn bench(c: &mut Criterion, text: &str, om: &str) {
+    let bytes = text.as_bytes();
     let mut g = c.benchmark_group("exposition_parse");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(5));
     g.warm_up_time(Duration::from_secs(1));
     g.bench_function("watchpost/values", |b| {
-        b.iter(|| watchpost_values(black_box(bytes)))
+        b.iter(|| watchpost_values(black_box(bytes), Format::PrometheusText))
     });
     g.bench_function("watchpost/to_labels", |b| {
         b.iter(|| watchpost_labels(black_box(bytes)))
     });
     g.bench_function("prometheus-parse", |b| {
-        b.iter(|| prometheus_parse(black_box(body)))
+        b.iter(|| prometheus_parse(black_box(text)))
     });
     g.bench_function("memchr-newlines", |b| b.iter(|| newlines(black_box(bytes))));
+    g.finish();
+
+    // The same metrics as OpenMetrics, with its semantic checks.
+    let om = om.as_bytes();
+    let mut g = c.benchmark_group("exposition_parse_openmetrics");
+    g.throughput(Throughput::Bytes(om.len() as u64));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(5));
+    g.warm_up_time(Duration::from_secs(1));
+    g.bench_function("watchpost/values", |b| {
+        b.iter(|| watchpost_values(black_box(om), Format::OpenMetrics))
+    });
     g.finish();
 }
 
@@ -296,49 +346,62 @@ fn best_of(runs: usize, mut f: impl FnMut() -> usize) -> Duration {
         .unwrap_or_default()
 }
 
-fn summary(body: &str) {
-    let bytes = body.as_bytes();
-    let samples = watchpost_values(bytes);
-    let theirs = prometheus_parse(body);
-    let mb = bytes.len() as f64 / 1e6;
+fn summary(text: &str, om: &str) {
+    let bytes = text.as_bytes();
+    let samples = watchpost_values(bytes, Format::PrometheusText);
+    let om_samples = watchpost_values(om.as_bytes(), Format::OpenMetrics);
+    let theirs = prometheus_parse(text);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    watchpost_values(bytes);
+    watchpost_values(bytes, Format::PrometheusText);
     let allocs = ALLOCATIONS.load(Ordering::Relaxed) - before;
     println!(
-        "\npayload: {} bytes, {} lines, {samples} samples (prometheus-parse saw {theirs}); one watchpost parse made {allocs} heap allocations ({:.4} per sample)",
+        "\ntext payload: {} bytes, {} lines, {samples} samples (prometheus-parse groups them into {theirs}); one watchpost parse made {allocs} heap allocations ({:.4} per sample)",
         bytes.len(),
         newlines(bytes),
         allocs as f64 / samples as f64
     );
-    let rows = [
-        ("watchpost/values", best_of(5, || watchpost_values(bytes))),
+    println!(
+        "openmetrics payload: {} bytes, {om_samples} samples handed out (_created and exemplars validated, not returned)",
+        om.len()
+    );
+    let text_rows = [
+        (
+            "watchpost/values",
+            best_of(5, || watchpost_values(bytes, Format::PrometheusText)),
+        ),
         (
             "watchpost/to_labels",
             best_of(3, || watchpost_labels(bytes)),
         ),
-        ("prometheus-parse", best_of(3, || prometheus_parse(body))),
+        ("prometheus-parse", best_of(3, || prometheus_parse(text))),
         ("memchr-newlines", best_of(5, || newlines(bytes))),
     ];
-    let reference = rows[2].1.as_secs_f64();
+    let reference = bytes.len() as f64 / text_rows[2].1.as_secs_f64();
+    let om_time = best_of(5, || watchpost_values(om.as_bytes(), Format::OpenMetrics));
     println!(
-        "{:<22} {:>11} {:>16} {:>20}",
-        "variant", "MB/s", "samples/s", "x prometheus-parse"
+        "{:<26} {:>11} {:>16} {:>20}",
+        "variant (best of 3-5 runs)", "MB/s", "samples/s", "x prometheus-parse"
     );
-    for (name, d) in rows {
+    let rows = text_rows
+        .iter()
+        .map(|&(name, d)| (name, d, bytes.len(), samples))
+        .chain([("watchpost/openmetrics", om_time, om.len(), om_samples)]);
+    for (name, d, len, n) in rows {
         let s = d.as_secs_f64();
         println!(
-            "{name:<22} {:>11.1} {:>16.0} {:>20.1}",
-            mb / s,
-            samples as f64 / s,
-            reference / s
+            "{name:<26} {:>11.1} {:>16.0} {:>20.1}",
+            len as f64 / 1e6 / s,
+            n as f64 / s,
+            len as f64 / s / reference
         );
     }
 }
 
 fn main() {
-    let body = payload();
+    let text = payload(false);
+    let om = payload(true);
     let mut c = Criterion::default().configure_from_args();
-    bench(&mut c, &body);
+    bench(&mut c, &text, &om);
     c.final_summary();
-    summary(&body);
+    summary(&text, &om);
 }

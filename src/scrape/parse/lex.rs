@@ -446,17 +446,17 @@ pub(super) fn describe_byte(b: Option<&u8>) -> String {
     }
 }
 
-/// Word-at-a-time multiplicative hash state behind [`fingerprint`]. Not
+/// Word-at-a-time multiplicative hash state behind [`pair_fingerprint`]. Not
 /// used for hash tables: those keep std's keyed hasher, so a target cannot
 /// craft names that collide and make lookups quadratic.
 #[derive(Default, Clone, Copy)]
-pub(super) struct FastHasher(u64);
+struct FastHasher(u64);
 
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 impl FastHasher {
     #[inline]
-    pub(super) fn write(&mut self, bytes: &[u8]) {
+    fn write(&mut self, bytes: &[u8]) {
         let mut h = self.0;
         let mut chunks = bytes.chunks_exact(8);
         for c in &mut chunks {
@@ -473,17 +473,25 @@ impl FastHasher {
     }
 
     #[inline]
-    pub(super) fn finish(&self) -> u64 {
+    fn finish(&self) -> u64 {
         self.0
     }
 }
 
-/// Well-mixed 64-bit fingerprint of a byte string (the hasher above plus a
-/// final avalanche), for order-independent label-set fingerprints.
-pub(super) fn fingerprint(b: &[u8], salt: u64) -> u64 {
-    let mut h = FastHasher(salt);
-    h.write(b);
-    let mut x = h.finish();
+/// Well-mixed 64-bit fingerprint of one label pair (decoded name and
+/// value). Sums of these are order-independent label-set fingerprints.
+#[inline]
+pub(super) fn pair_fingerprint(name: &[u8], value: &[u8]) -> u64 {
+    let mut h = FastHasher::default();
+    h.write(name);
+    h.write(value);
+    avalanche(h.finish())
+}
+
+/// Final mix (MurmurHash3's fmix64): every input bit affects every output
+/// bit, so sums of these stay well distributed.
+#[inline]
+fn avalanche(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;
@@ -650,9 +658,20 @@ mod tests {
 
     #[test]
     fn fingerprints_separate_inputs() {
-        assert_ne!(fingerprint(b"a", 1), fingerprint(b"a\0", 1));
-        assert_ne!(fingerprint(b"a", 1), fingerprint(b"a", 2));
-        assert_eq!(fingerprint(b"abcdefghij", 3), fingerprint(b"abcdefghij", 3));
+        let f = pair_fingerprint;
+        assert_ne!(f(b"ab", b"c"), f(b"a", b"bc"));
+        assert_ne!(f(b"a", b"b"), f(b"b", b"a"));
+        assert_ne!(f(b"a", b""), f(b"a", b"\0"));
+        assert_ne!(f(b"job", b"node-exporter-1"), f(b"job", b"node-exporter-2"));
+        assert_eq!(
+            f(b"instance", b"10.0.0.1:9100"),
+            f(b"instance", b"10.0.0.1:9100")
+        );
+        // Order independence comes from summing pair fingerprints.
+        let ab = f(b"a", b"1").wrapping_add(f(b"b", b"2"));
+        let ba = f(b"b", b"2").wrapping_add(f(b"a", b"1"));
+        assert_eq!(ab, ba);
+        assert_ne!(ab, f(b"a", b"2").wrapping_add(f(b"b", b"1")));
     }
 
     #[test]

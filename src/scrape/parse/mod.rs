@@ -13,10 +13,11 @@
 //! is handed out, so decoding later cannot fail.
 //!
 //! This is the hot path of scraping: no allocation per sample (only per
-//! metric family, and when an escape forces a decoded copy), no recursion,
-//! and nothing worse than O(n log n) on any input, however hostile (huge
-//! label values, 100k labels on a line). It does not buffer the input, touch
-//! storage, apply relabeling or limits; those belong to the scrape loop.
+//! metric family, amortized growth of per-family tables, and a decoded copy
+//! when an escape forces one), no recursion, and nothing worse than
+//! O(n log n) on any input, however hostile (huge label values, 100k labels
+//! on a line). It does not buffer the input, touch storage, apply
+//! relabeling or limits; those belong to the scrape loop.
 //!
 //! Layout: `lex` (bytes, names, quoted strings), `number` (values and
 //! timestamps), `text` (Prometheus text rules), `openmetrics`

@@ -21,9 +21,7 @@
 
 use std::collections::HashSet;
 
-use super::lex::{
-    self, Escapes, FastHasher, LabelSpan, NameTok, QuoteError, describe_byte, excerpt,
-};
+use super::lex::{self, Escapes, LabelSpan, NameTok, QuoteError, describe_byte, excerpt};
 use super::number::{OmTimestamp, parse_float, parse_om_timestamp};
 use super::text::{quote_error, quote_name, reserved_name};
 use super::{LineError, SampleLine};
@@ -60,19 +58,63 @@ impl OmType {
     /// The sample names a family of this type owns, as suffixes of the
     /// family name. They are also the names the family reserves: no other
     /// family may use them.
-    fn suffixes(self) -> &'static [&'static [u8]] {
+    fn suffixes(self) -> &'static [Suffix] {
+        use Suffix::*;
         match self {
-            OmType::Counter => &[b"_total", b"_created"],
-            OmType::Summary => &[b"", b"_count", b"_sum", b"_created"],
-            OmType::Histogram => &[b"_count", b"_sum", b"_bucket", b"_created"],
-            OmType::GaugeHistogram => &[b"_gcount", b"_gsum", b"_bucket"],
-            OmType::Info => &[b"_info"],
-            OmType::Gauge | OmType::StateSet | OmType::Unknown => &[b""],
+            OmType::Counter => &[Total, Created],
+            OmType::Summary => &[Bare, Count, Sum, Created],
+            OmType::Histogram => &[Count, Sum, Bucket, Created],
+            OmType::GaugeHistogram => &[GCount, GSum, Bucket],
+            OmType::Info => &[Info],
+            OmType::Gauge | OmType::StateSet | OmType::Unknown => &[Bare],
         }
     }
 
     fn is_histogram(self) -> bool {
         matches!(self, OmType::Histogram | OmType::GaugeHistogram)
+    }
+}
+
+/// What a sample name adds to its family name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Suffix {
+    Bare,
+    Total,
+    Created,
+    Count,
+    Sum,
+    Bucket,
+    GCount,
+    GSum,
+    Info,
+}
+
+impl Suffix {
+    fn text(self) -> &'static [u8] {
+        match self {
+            Suffix::Bare => b"",
+            Suffix::Total => b"_total",
+            Suffix::Created => b"_created",
+            Suffix::Count => b"_count",
+            Suffix::Sum => b"_sum",
+            Suffix::Bucket => b"_bucket",
+            Suffix::GCount => b"_gcount",
+            Suffix::GSum => b"_gsum",
+            Suffix::Info => b"_info",
+        }
+    }
+
+    /// Counts, sums and buckets: never NaN, and (mostly) never negative.
+    fn counter_like(self) -> bool {
+        matches!(
+            self,
+            Suffix::Total
+                | Suffix::Sum
+                | Suffix::Count
+                | Suffix::Bucket
+                | Suffix::GCount
+                | Suffix::GSum
+        )
     }
 }
 
@@ -156,7 +198,8 @@ impl OmState {
         }
     }
 
-    /// Checks that end with the input: called at `# EOF`.
+    /// Ends the current family (a new one starts, or `# EOF`): its last
+    /// histogram series gets its end-of-series checks.
     fn close_family(&mut self, at: usize) -> Result<(), LineError> {
         self.finish_hist_run(at)?;
         self.fam.active = false;
@@ -289,7 +332,8 @@ impl OmState {
                 if fam.unit_nonempty && matches!(t, OmType::Info | OmType::StateSet) {
                     return Err(unit_not_allowed(&name, after + 1));
                 }
-                for s in t.suffixes().iter().filter(|s| !s.is_empty()) {
+                for s in t.suffixes().iter().filter(|&&s| s != Suffix::Bare) {
+                    let s = s.text();
                     let mut reserved = name.to_vec();
                     reserved.extend_from_slice(s);
                     if !self.seen_names.insert(reserved) {
@@ -522,7 +566,7 @@ impl OmState {
             None => {
                 self.close_family(at)?;
                 self.open_family(&name, Some(OmType::Unknown), at)?;
-                b""
+                Suffix::Bare
             }
         };
         let fam = &mut self.fam;
@@ -548,11 +592,11 @@ impl OmState {
             }
             special = Some(fam_name);
         }
-        if typ.is_histogram() && suffix == b"_bucket" {
+        if typ.is_histogram() && suffix == Suffix::Bucket {
             le = Some(bucket_bound(l, at, spans, &name)?);
             special = Some(b"le");
         }
-        if typ == OmType::Summary && suffix.is_empty() {
+        if typ == OmType::Summary && suffix == Suffix::Bare {
             quantile(l, at, spans, &name)?;
             special = Some(b"quantile");
         }
@@ -625,11 +669,7 @@ impl OmState {
             }
             _ => {}
         }
-        let counter_like = matches!(
-            suffix,
-            b"_total" | b"_sum" | b"_count" | b"_bucket" | b"_gcount" | b"_gsum"
-        );
-        if counter_like {
+        if suffix.counter_like() {
             if v.is_nan() {
                 return Err(LineError::new(
                     at,
@@ -642,8 +682,8 @@ impl OmState {
             // _gsum may be negative; a summary _sum may be too (negative
             // observations, see the module docs); a histogram _sum is
             // judged with its buckets at the end of the series.
-            let may_be_negative = suffix == b"_gsum"
-                || (suffix == b"_sum" && matches!(typ, OmType::Summary | OmType::Histogram));
+            let may_be_negative = suffix == Suffix::GSum
+                || (suffix == Suffix::Sum && matches!(typ, OmType::Summary | OmType::Histogram));
             if v < 0.0 && !may_be_negative {
                 return Err(LineError::new(
                     at,
@@ -655,8 +695,8 @@ impl OmState {
             }
         }
         if p.exemplar
-            && !((typ.is_histogram() && suffix == b"_bucket")
-                || (typ == OmType::Counter && suffix == b"_total"))
+            && !((typ.is_histogram() && suffix == Suffix::Bucket)
+                || (typ == OmType::Counter && suffix == Suffix::Total))
         {
             return Err(LineError::new(
                 at,
@@ -669,7 +709,7 @@ impl OmState {
         if typ.is_histogram() {
             self.hist_sample(at, line_no, group, p.ts, suffix, le, v)?;
         }
-        Ok(suffix == b"_created"
+        Ok(suffix == Suffix::Created
             && matches!(typ, OmType::Counter | OmType::Histogram | OmType::Summary))
     }
 
@@ -680,7 +720,7 @@ impl OmState {
         line_no: usize,
         group: u64,
         ts: Option<OmTimestamp>,
-        suffix: &[u8],
+        suffix: Suffix,
         le: Option<f64>,
         v: f64,
     ) -> Result<(), LineError> {
@@ -700,7 +740,7 @@ impl OmState {
         // Formatted only on error: this runs for every histogram sample.
         let name = || quote_name(&fam.name);
         match suffix {
-            b"_bucket" => {
+            Suffix::Bucket => {
                 let b = le.unwrap_or(f64::NAN);
                 if b < 0.0 {
                     run.negative_buckets = true;
@@ -733,12 +773,12 @@ impl OmState {
                 run.last_bound = Some(b);
                 run.last_count = v;
             }
-            b"_count" | b"_gcount" => run.count = Some(v),
-            b"_sum" => {
+            Suffix::Count | Suffix::GCount => run.count = Some(v),
+            Suffix::Sum => {
                 run.has_sum = true;
                 run.negative_sum |= v < 0.0;
             }
-            b"_gsum" => {
+            Suffix::GSum => {
                 run.has_gsum = true;
                 run.negative_gsum |= v < 0.0;
             }
@@ -795,10 +835,17 @@ impl OmState {
 }
 
 /// The suffix under which `name` belongs to family `fam`, if it does.
-fn member_suffix(fam: &Family, name: &[u8]) -> Option<&'static [u8]> {
-    let rest = name.strip_prefix(fam.name.as_slice())?;
+fn member_suffix(fam: &Family, name: &[u8]) -> Option<Suffix> {
+    let n = fam.name.len();
+    if name.len() < n || !lex::bytes_eq(&name[..n], &fam.name) {
+        return None;
+    }
+    let rest = &name[n..];
     let typ = fam.typ.unwrap_or(OmType::Unknown);
-    typ.suffixes().iter().copied().find(|s| *s == rest)
+    typ.suffixes()
+        .iter()
+        .copied()
+        .find(|s| lex::bytes_eq(s.text(), rest))
 }
 
 /// Parses the label set after `{` (at `i - 1`), OpenMetrics-strict: no
@@ -1049,10 +1096,10 @@ fn group_fingerprint(l: &[u8], spans: &[LabelSpan], skip: Option<&[u8]>) -> u64 
         if skip.is_some_and(|k| s.is(l, k)) {
             continue;
         }
-        let mut h = FastHasher::default();
-        h.write(&s.name.decoded(l));
-        h.write(&s.value_decoded(l));
-        sum = sum.wrapping_add(lex::fingerprint(&h.finish().to_le_bytes(), 7));
+        sum = sum.wrapping_add(lex::pair_fingerprint(
+            &s.name.decoded(l),
+            &s.value_decoded(l),
+        ));
     }
     sum
 }
