@@ -2,3 +2,4 @@
 //! end-to-end runs of watchpost on 127.0.0.1:0.
 
 mod config;
+mod exposition;
