@@ -1,1 +1,316 @@
-//! (in progress)
+//! The composition root: builds every component from a validated
+//! [`Config`], owns task tracking and cancellation, and runs start, reload
+//! and shutdown in order.
+//!
+//! Start: storage, telemetry, scrape manager, HTTP server (ready once the
+//! first config is applied). Reload: parse and validate the whole file and
+//! build every job's HTTP client first; only then apply, so a bad file
+//! changes nothing. Shutdown runs the data path in reverse with a deadline
+//! per step: stop intake (HTTP), stop scrapes, then storage.
+//!
+//! Only `main` and tests import this module.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, ApiState, Authenticator, ReloadFailed, ReloadRequest};
+use crate::config::{self, Config, ConfigError};
+use crate::scrape::manager::ScrapeManager;
+use crate::storage::Storage;
+use crate::storage::mem::MemStorage;
+use crate::telemetry::Telemetry;
+
+/// The embedded default configuration (`config/watchpost.yml`), used when
+/// no `--config.file` is given and that file does not exist, so the
+/// binary runs anywhere.
+pub const EMBEDDED_CONFIG: &str = include_str!("../config/watchpost.yml");
+
+/// Name errors in the embedded default are reported under.
+pub const EMBEDDED_CONFIG_NAME: &str = "config/watchpost.yml";
+
+/// How watchpost is started (the `run` flags).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config_file: PathBuf,
+    /// Fall back to [`EMBEDDED_CONFIG`] when `config_file` does not exist
+    /// (true only when the user did not name a file).
+    pub allow_embedded_default: bool,
+    pub storage_path: PathBuf,
+    pub web_config_file: Option<PathBuf>,
+}
+
+/// Why watchpost could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Scrape(Vec<crate::scrape::manager::ScrapeSetupError>),
+    #[error("web config: {0}")]
+    WebConfig(String),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Loads the configuration the options name.
+pub fn load_config(opts: &Options) -> Result<Config, ConfigError> {
+    if opts.allow_embedded_default && !opts.config_file.exists() {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        return config::load_str(EMBEDDED_CONFIG, EMBEDDED_CONFIG_NAME, &cwd);
+    }
+    config::load_file(&opts.config_file)
+}
+
+/// A running watchpost.
+pub struct RunningApp {
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    reload_tx: mpsc::Sender<ReloadRequest>,
+    scrape: Arc<ScrapeManager>,
+    storage: Arc<dyn Storage>,
+    server: JoinHandle<()>,
+    reloader: JoinHandle<()>,
+}
+
+impl RunningApp {
+    /// The address the HTTP server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The storage, for tests that inspect what was written.
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
+    }
+
+    /// Reloads the configuration file (all-or-nothing).
+    pub async fn reload(&self) -> Result<(), ReloadFailed> {
+        let (tx, rx) = oneshot::channel();
+        self.reload_tx
+            .send(ReloadRequest { reply: tx })
+            .await
+            .map_err(|_| ReloadFailed("watchpost is shutting down".to_string()))?;
+        rx.await
+            .map_err(|_| ReloadFailed("watchpost is shutting down".to_string()))?
+    }
+
+    /// Stops everything in reverse data-path order.
+    pub async fn shutdown(self) {
+        let step = Duration::from_secs(10);
+        // 1. Stop intake: the HTTP server finishes in-flight requests.
+        self.cancel.cancel();
+        let _ = tokio::time::timeout(step, self.server).await;
+        let _ = tokio::time::timeout(step, self.reloader).await;
+        // 2. Stop scraping (no staleness markers: a restart continues).
+        let _ = tokio::time::timeout(step, self.scrape.shutdown()).await;
+        // 3. Wait for every tracked task.
+        self.tracker.close();
+        let _ = tokio::time::timeout(step, self.tracker.wait()).await;
+    }
+}
+
+/// Starts watchpost on `listener` with a validated config.
+// Start and reload times are wall-clock facts reported in metrics and the API.
+#[allow(clippy::disallowed_methods)]
+pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, AppError> {
+    let cfg = load_config(&opts)?;
+    let web = match &opts.web_config_file {
+        Some(p) => Some(config::load_web_config(p)?),
+        None => None,
+    };
+    let clients = ScrapeManager::prepare(&cfg).map_err(AppError::Scrape)?;
+    let addr = listener.local_addr().map_err(|source| AppError::Listen {
+        addr: "listener".to_string(),
+        source,
+    })?;
+
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let storage: Arc<dyn Storage> = Arc::new(MemStorage::new());
+    let telemetry = Arc::new(Telemetry::new(storage.clone()));
+    let scrape = Arc::new(ScrapeManager::new(
+        storage.clone(),
+        telemetry.scrape.clone(),
+        tracker.clone(),
+    ));
+    scrape.apply(&cfg, clients).await;
+    telemetry.config.last_reload_successful.set(1);
+    telemetry
+        .config
+        .last_reload_success_timestamp_seconds
+        .set(crate::model::timestamp_of(SystemTime::now()) / 1000);
+
+    let current = Arc::new(RwLock::new(Arc::new(cfg)));
+    let (reload_tx, reload_rx) = mpsc::channel(8);
+    let ready = Arc::new(AtomicBool::new(false));
+    let users = web
+        .as_ref()
+        .map(|w| {
+            w.basic_auth_users
+                .iter()
+                .map(|(u, h)| (u.clone(), h.expose().clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let state = ApiState {
+        storage: storage.clone(),
+        scrape: scrape.clone(),
+        config: current.clone(),
+        telemetry: telemetry.clone(),
+        reload: reload_tx.clone(),
+        ready: ready.clone(),
+        auth: Arc::new(Authenticator::new(users)),
+        start_time: SystemTime::now(),
+    };
+
+    let reloader = tracker.spawn(reload_loop(
+        opts.clone(),
+        reload_rx,
+        scrape.clone(),
+        current,
+        telemetry.clone(),
+        cancel.clone(),
+    ));
+
+    let router = api::router(state);
+    let shutdown = cancel.clone();
+    let tls = match web.as_ref().and_then(|w| w.tls.as_ref()) {
+        Some(t) => Some(
+            api::load_tls_acceptor(
+                &t.cert_file,
+                &t.key_file,
+                t.client_ca_file.as_deref(),
+                t.client_auth == config::ClientAuth::RequireAndVerifyClientCert,
+            )
+            .map_err(|e| AppError::WebConfig(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let server = match tls {
+        None => tracker.spawn(async move {
+            let res = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
+            if let Err(e) = res {
+                tracing::error!(error = %e, "http server failed");
+            }
+        }),
+        Some(acceptor) => {
+            let tls_listener = api::TlsListener::new(listener, acceptor, &tracker, cancel.clone())
+                .map_err(|source| AppError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+            tracker.spawn(async move {
+                let res = axum::serve(tls_listener, router)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await;
+                if let Err(e) = res {
+                    tracing::error!(error = %e, "https server failed");
+                }
+            })
+        }
+    };
+    ready.store(true, Ordering::Release);
+    tracing::info!(address = %addr, "watchpost is ready");
+
+    Ok(RunningApp {
+        addr,
+        cancel,
+        tracker,
+        reload_tx,
+        scrape,
+        storage,
+        server,
+        reloader,
+    })
+}
+
+/// Serves reload requests one at a time, all-or-nothing.
+#[allow(clippy::disallowed_methods)]
+async fn reload_loop(
+    opts: Options,
+    mut rx: mpsc::Receiver<ReloadRequest>,
+    scrape: Arc<ScrapeManager>,
+    current: Arc<RwLock<Arc<Config>>>,
+    telemetry: Arc<Telemetry>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let req = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rx.recv() => match r { Some(r) => r, None => return },
+        };
+        let result = reload_once(&opts, &scrape).await;
+        match &result {
+            Ok(cfg) => {
+                *current.write().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
+                telemetry.config.last_reload_successful.set(1);
+                telemetry
+                    .config
+                    .last_reload_success_timestamp_seconds
+                    .set(crate::model::timestamp_of(SystemTime::now()) / 1000);
+                tracing::info!(file = %opts.config_file.display(), "configuration reloaded");
+            }
+            Err(e) => {
+                telemetry.config.last_reload_successful.set(0);
+                telemetry.config.reloads_failed.inc();
+                tracing::error!(error = %e, "reload failed; keeping the running configuration");
+            }
+        }
+        let _ = req
+            .reply
+            .send(result.map(|_| ()).map_err(|e| ReloadFailed(e.to_string())));
+    }
+}
+
+async fn reload_once(opts: &Options, scrape: &ScrapeManager) -> Result<Arc<Config>, AppError> {
+    let cfg = load_config(opts)?;
+    let clients = ScrapeManager::prepare(&cfg).map_err(AppError::Scrape)?;
+    scrape.apply(&cfg, clients).await;
+    Ok(Arc::new(cfg))
+}
+
+/// Runs until `shutdown` resolves, reloading on SIGHUP.
+pub async fn run(
+    opts: Options,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    let app = start(opts, listener).await?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    tokio::pin!(shutdown);
+    loop {
+        let hup_recv = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = hup_recv => {
+                // The reload loop logs the outcome.
+                let _ = app.reload().await;
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    app.shutdown().await;
+    Ok(())
+}

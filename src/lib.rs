@@ -30,3 +30,12 @@ pub mod model;
 pub mod scrape;
 pub mod storage;
 pub mod telemetry;
+
+/// watchpost's version, as `--version` and `/api/v1/status/buildinfo` show it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The source revision, when the build sets `WATCHPOST_REVISION`.
+pub const REVISION: &str = match option_env!("WATCHPOST_REVISION") {
+    Some(r) => r,
+    None => "unknown",
+};

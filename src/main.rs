@@ -1,1 +1,156 @@
-fn main() {}
+//! The `watchpost` command line: `run` (the default), `check config`.
+//!
+//! Flag names are Prometheus's, so habits and scripts carry over. Raw
+//! arguments become validated options here; `anyhow` is used only in this
+//! file, and an error is printed once as `watchpost: {err:#}`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use watchpost::app;
+use watchpost::telemetry::{LogFormat, LogLevel};
+
+const DEFAULT_CONFIG: &str = "config/watchpost.yml";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "watchpost",
+    version = watchpost::VERSION,
+    about = "Scrapes Prometheus targets, evaluates alerting rules and delivers alerts, in one process",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run watchpost (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Check configuration files without running anything.
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum CheckCommand {
+    /// Validate watchpost.yml files; prints every error and exits 1 if any.
+    Config {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// watchpost configuration file (prometheus.yml shape). Without this
+    /// flag, config/watchpost.yml is used, or the embedded default if that
+    /// file does not exist.
+    #[arg(long = "config.file", value_name = "FILE")]
+    config_file: Option<PathBuf>,
+    /// Address to listen on for the UI, API and /metrics.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9464"
+    )]
+    listen_address: String,
+    /// Base path for stored data.
+    #[arg(
+        long = "storage.path",
+        alias = "storage.tsdb.path",
+        value_name = "DIR",
+        default_value = "./data"
+    )]
+    storage_path: PathBuf,
+    /// Prometheus web config file: TLS and basic auth for the HTTP server.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
+    /// Only log messages at or above this level.
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    log_level: LogLevel,
+    /// Log line format.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    log_format: LogFormat,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Check(CheckCommand::Config { files })) => return check_config(&files),
+        Some(Command::Run(args)) => run(args),
+        None => run(cli.run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("watchpost: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        match watchpost::config::load_file(f) {
+            Ok(_) => println!("{}: ok", f.display()),
+            Err(e) => {
+                failed = true;
+                for m in e.messages() {
+                    eprintln!("{m}");
+                }
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    watchpost::telemetry::init_logging(args.log_level, args.log_format);
+    let opts = app::Options {
+        allow_embedded_default: args.config_file.is_none(),
+        config_file: args
+            .config_file
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        storage_path: args.storage_path,
+        web_config_file: args.web_config_file,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen_address)
+            .await
+            .with_context(|| format!("listening on {}", args.listen_address))?;
+        app::run(opts, listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

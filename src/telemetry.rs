@@ -1,1 +1,479 @@
-//! (in progress)
+//! watchpost's own metrics registry and log setup.
+//!
+//! [`Telemetry`] owns the `prometheus-client` registry served at `/metrics`
+//! and hands typed metric handles to each subsystem; nothing registers
+//! metrics globally, so several watchposts can run in one test process.
+//! [`init_logging`] installs the `tracing` subscriber once, in `main`.
+//!
+//! Metric names follow `watchpost_<subsystem>_<name>_<unit>`, counters end
+//! in `_total` (the encoder appends it).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::storage::Storage;
+
+/// Label set of a metric family: ordered (name, value) pairs.
+pub type LabelPairs = Vec<(&'static str, String)>;
+
+/// Metric handles of the scrape subsystem.
+#[derive(Clone, Debug)]
+pub struct ScrapeMetrics {
+    /// Failed scrapes by job and bounded reason word.
+    pub failures: Family<LabelPairs, Counter>,
+    /// Scrape attempts by job.
+    pub scrapes: Family<LabelPairs, Counter>,
+    /// Scrapes that started later than scheduled because the previous one
+    /// was still running.
+    pub missed: Family<LabelPairs, Counter>,
+    /// Scrape duration, all jobs.
+    pub duration: Histogram,
+    /// Samples rejected by storage (out of order / duplicate) by job.
+    pub rejected_samples: Family<LabelPairs, Counter>,
+    /// Active targets by job.
+    pub targets: Family<LabelPairs, Gauge>,
+    /// Targets dropped by relabeling or target_limit.
+    pub dropped_targets: Family<LabelPairs, Gauge>,
+}
+
+/// Metric handles of the config subsystem.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigMetrics {
+    pub last_reload_successful: Gauge,
+    pub last_reload_success_timestamp_seconds: Gauge,
+    pub reloads_failed: Counter,
+}
+
+/// Metric handles of the HTTP API.
+#[derive(Clone, Debug)]
+pub struct ApiMetrics {
+    pub requests: Family<LabelPairs, Counter>,
+}
+
+/// The registry plus every subsystem's handles.
+pub struct Telemetry {
+    registry: Registry,
+    pub scrape: ScrapeMetrics,
+    pub config: ConfigMetrics,
+    pub api: ApiMetrics,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// Builds the registry. `storage` is read at encode time for head
+    /// statistics.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        let mut registry = Registry::default();
+        let scrape = ScrapeMetrics {
+            failures: Family::default(),
+            scrapes: Family::default(),
+            missed: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            rejected_samples: Family::default(),
+            targets: Family::default(),
+            dropped_targets: Family::default(),
+        };
+        registry.register(
+            "watchpost_scrape_failures",
+            "Failed scrapes by job and reason (timeout, refused, dns, http_status, body_too_large, parse_error, limit_exceeded, tls, connection).",
+            scrape.failures.clone(),
+        );
+        registry.register(
+            "watchpost_scrapes",
+            "Scrape attempts by job.",
+            scrape.scrapes.clone(),
+        );
+        registry.register(
+            "watchpost_scrape_missed_iterations",
+            "Scheduled scrapes skipped because the previous scrape of the target was still running.",
+            scrape.missed.clone(),
+        );
+        registry.register(
+            "watchpost_scrape_duration_seconds",
+            "Duration of scrapes, from request to appended samples.",
+            scrape.duration.clone(),
+        );
+        registry.register(
+            "watchpost_scrape_rejected_samples",
+            "Scraped samples that storage rejected (out of order or duplicate timestamp), by job and reason.",
+            scrape.rejected_samples.clone(),
+        );
+        registry.register(
+            "watchpost_scrape_targets",
+            "Active scrape targets by job.",
+            scrape.targets.clone(),
+        );
+        registry.register(
+            "watchpost_scrape_dropped_targets",
+            "Discovered targets dropped by relabeling, by job.",
+            scrape.dropped_targets.clone(),
+        );
+        let config = ConfigMetrics::default();
+        registry.register(
+            "watchpost_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful.",
+            config.last_reload_successful.clone(),
+        );
+        registry.register(
+            "watchpost_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload.",
+            config.last_reload_success_timestamp_seconds.clone(),
+        );
+        registry.register(
+            "watchpost_config_reloads_failed",
+            "Configuration reloads that failed and kept the running configuration.",
+            config.reloads_failed.clone(),
+        );
+        let api = ApiMetrics {
+            requests: Family::default(),
+        };
+        registry.register(
+            "watchpost_http_requests",
+            "HTTP requests by handler and status code.",
+            api.requests.clone(),
+        );
+        registry.register_collector(Box::new(StorageCollector(storage)));
+        registry.register_collector(Box::new(ProcessCollector));
+        registry.register_collector(Box::new(BuildInfo));
+        Telemetry {
+            registry,
+            scrape,
+            config,
+            api,
+        }
+    }
+
+    /// The registry in OpenMetrics text, as served at `/metrics`.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing into a String cannot fail; an error here would be a bug in
+        // an encoder, and a partial body is better than none.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Head statistics read from storage when `/metrics` is scraped.
+#[derive(Debug)]
+struct StorageCollector(Arc<dyn Storage>);
+
+impl std::fmt::Debug for dyn Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Storage")
+    }
+}
+
+impl Collector for StorageCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let st = self.0.stats();
+        let g = ConstGauge::new(st.series as i64);
+        g.encode(enc.encode_descriptor(
+            "watchpost_storage_head_series",
+            "Series in the head.",
+            None,
+            g.metric_type(),
+        )?)?;
+        let c = ConstCounter::new(st.samples_appended);
+        c.encode(enc.encode_descriptor(
+            "watchpost_storage_head_samples_appended",
+            "Samples appended to the head.",
+            None,
+            c.metric_type(),
+        )?)?;
+        let c = ConstCounter::new(st.out_of_order_samples);
+        c.encode(enc.encode_descriptor(
+            "watchpost_storage_out_of_order_samples",
+            "Samples rejected because they were older than the newest sample of their series.",
+            None,
+            c.metric_type(),
+        )?)?;
+        let c = ConstCounter::new(st.duplicate_samples);
+        c.encode(enc.encode_descriptor(
+            "watchpost_storage_duplicate_samples",
+            "Samples rejected because their series already had a different value at that timestamp.",
+            None,
+            c.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+/// `process_*` metrics from /proc, so self-monitoring rules can watch
+/// watchpost's own CPU and memory like any exporter's.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(p) = read_proc_self() else {
+            return Ok(());
+        };
+        let c = ConstCounter::new(p.cpu_seconds);
+        c.encode(enc.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            None,
+            c.metric_type(),
+        )?)?;
+        for (name, help, v) in [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                p.rss_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                p.vsize_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors.",
+                p.open_fds,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
+                p.start_time,
+            ),
+        ] {
+            let g = ConstGauge::new(v);
+            g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+struct ProcStats {
+    cpu_seconds: f64,
+    rss_bytes: i64,
+    vsize_bytes: i64,
+    open_fds: i64,
+    start_time: i64,
+}
+
+fn read_proc_self() -> Option<ProcStats> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name, which may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Linux's USER_HZ is 100 on every architecture watchpost targets, and the
+    // page size is 4 KiB; reading them needs libc, which is not worth a
+    // dependency for two constants.
+    const TICKS: f64 = 100.0;
+    const PAGE: i64 = 4096;
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    let starttime: f64 = f.get(19)?.parse().ok()?;
+    let vsize: i64 = f.get(20)?.parse().ok()?;
+    let rss: i64 = f.get(21)?.parse().ok()?;
+    let btime = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("btime ")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        })?;
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as i64)
+        .unwrap_or(0);
+    Some(ProcStats {
+        cpu_seconds: (utime + stime) / TICKS,
+        rss_bytes: rss * PAGE,
+        vsize_bytes: vsize,
+        open_fds,
+        start_time: btime + (starttime / TICKS) as i64,
+    })
+}
+
+/// `watchpost_build_info{version,rustc}` 1, as Prometheus's build_info.
+#[derive(Debug)]
+struct BuildInfo;
+
+impl Collector for BuildInfo {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let g = ConstGauge::new(1i64);
+        let mut m = enc.encode_descriptor(
+            "watchpost_build_info",
+            "A metric with a constant 1 value labeled by version and revision of watchpost.",
+            None,
+            g.metric_type(),
+        )?;
+        let labels: LabelPairs = vec![
+            ("version", crate::VERSION.to_string()),
+            ("revision", crate::REVISION.to_string()),
+        ];
+        g.encode(m.encode_family(&labels)?)?;
+        Ok(())
+    }
+}
+
+/// Log output format (`--log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+/// Log level (`--log.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Installs the global `tracing` subscriber. Called once, by `main`.
+pub fn init_logging(level: LogLevel, format: LogFormat) {
+    let lvl = match level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error => tracing::Level::ERROR,
+    };
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("watchpost", lvl)
+        .with_default(tracing::Level::WARN.min(lvl));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let registry = tracing_subscriber::registry().with(filter);
+    let res = match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(Logfmt)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    // A second init (tests) keeps the first subscriber; that is fine.
+    let _ = res;
+}
+
+/// logfmt lines as Prometheus prints them:
+/// `ts=2026-01-02T03:04:05.678Z level=info msg="..." key=value`.
+struct Logfmt;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Logfmt
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        let level = event.metadata().level().as_str().to_ascii_lowercase();
+        let mut v = LogfmtVisitor::default();
+        event.record(&mut v);
+        write!(w, "ts={ts} level={level}")?;
+        if let Some(msg) = &v.msg {
+            write!(w, " msg={}", logfmt_value(msg))?;
+        }
+        w.write_str(&v.fields)?;
+        writeln!(w)
+    }
+}
+
+#[derive(Default)]
+struct LogfmtVisitor {
+    msg: Option<String>,
+    fields: String,
+}
+
+impl tracing::field::Visit for LogfmtVisitor {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.msg = Some(value.to_string());
+        } else {
+            let _ = write!(self.fields, " {}={}", field.name(), logfmt_value(value));
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.record_str(field, &format!("{value:?}"));
+    }
+}
+
+/// Quotes a logfmt value when it needs it.
+fn logfmt_value(s: &str) -> String {
+    if !s.is_empty()
+        && !s
+            .bytes()
+            .any(|b| b <= b' ' || b == b'"' || b == b'=' || b == b'\\')
+    {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+    use crate::storage::mem::MemStorage;
+
+    #[test]
+    fn registry_encodes_own_metrics() {
+        let t = Telemetry::new(Arc::new(MemStorage::new()));
+        t.scrape
+            .failures
+            .get_or_create(&vec![
+                ("job", "node".to_string()),
+                ("reason", "timeout".to_string()),
+            ])
+            .inc();
+        let out = t.encode();
+        assert!(
+            out.contains("watchpost_scrape_failures_total{job=\"node\",reason=\"timeout\"} 1"),
+            "{out}"
+        );
+        assert!(out.contains("watchpost_storage_head_series 0"), "{out}");
+        assert!(out.contains("watchpost_build_info{version="), "{out}");
+        assert!(out.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn logfmt_quotes_when_needed() {
+        assert_eq!(logfmt_value("plain"), "plain");
+        assert_eq!(logfmt_value("two words"), "\"two words\"");
+        assert_eq!(logfmt_value("a\"b"), "\"a\\\"b\"");
+        assert_eq!(logfmt_value(""), "\"\"");
+    }
+}

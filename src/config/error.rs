@@ -431,6 +431,7 @@ fn value_at(source: &str, loc: Location) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

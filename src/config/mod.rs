@@ -58,4 +58,5 @@ pub fn load_str(yaml: &str, name: &str, base_dir: &Path) -> Result<Config, Confi
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests;

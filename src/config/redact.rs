@@ -510,6 +510,7 @@ fn redact_all(v: &mut Value) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -339,6 +339,7 @@ pub(crate) fn is_label_template(s: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -65,7 +65,7 @@ pub struct GlobalConfig {
 }
 
 /// One `scrape_configs` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScrapeConfig {
     /// The `job` label of every target; unique across the config.
     pub job_name: String,
@@ -127,14 +127,14 @@ pub struct ScrapeLimits {
 
 /// Where a secret comes from: inline in the config, or a file read when it
 /// is needed (so rotating the file needs no reload, as in Prometheus).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SecretSource {
     Inline(Secret<String>),
     File(PathBuf),
 }
 
 /// HTTP client settings shared by scraping and http_sd.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HttpClientConfig {
     /// At most one of `basic_auth` and `authorization` is set.
     pub basic_auth: Option<BasicAuth>,
@@ -150,21 +150,21 @@ pub struct HttpClientConfig {
     pub proxy_url: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BasicAuth {
     pub username: String,
     /// None means an empty password.
     pub password: Option<SecretSource>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Authorization {
     /// `Bearer` unless configured otherwise.
     pub kind: String,
     pub credentials: Option<SecretSource>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsConfig {
     /// CA bundle to verify the server with (system roots when unset).
     pub ca_file: Option<PathBuf>,
@@ -178,7 +178,7 @@ pub struct TlsConfig {
 }
 
 /// `static_configs` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StaticConfig {
     /// `host:port` addresses (or anything, when `relabel_configs` rewrites
     /// `__address__`, as blackbox jobs do).
@@ -188,7 +188,7 @@ pub struct StaticConfig {
 }
 
 /// `file_sd_configs` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FileSdConfig {
     /// Glob patterns, resolved against the config directory.
     pub files: Vec<String>,
@@ -197,7 +197,7 @@ pub struct FileSdConfig {
 }
 
 /// `http_sd_configs` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HttpSdConfig {
     /// An http or https URL returning Prometheus's http_sd JSON.
     pub url: String,
@@ -260,4 +260,18 @@ pub struct WebConfig {
     /// notifications); defaults to `http://<listen address>/`.
     pub external_url: Option<String>,
     pub page_title: Option<String>,
+}
+
+/// Two rules are equal when they are written the same; the compiled regex
+/// is compared through its source.
+impl PartialEq for RelabelConfig {
+    fn eq(&self, o: &Self) -> bool {
+        self.source_labels == o.source_labels
+            && self.separator == o.separator
+            && self.regex_source == o.regex_source
+            && self.modulus == o.modulus
+            && self.target_label == o.target_label
+            && self.replacement == o.replacement
+            && self.action == o.action
+    }
 }

@@ -132,6 +132,7 @@ pub fn format_size(bytes: u64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -497,6 +497,7 @@ fn pem_reason(e: rustls::pki_types::pem::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

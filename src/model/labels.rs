@@ -265,6 +265,7 @@ pub fn is_valid_metric_name(s: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -183,6 +183,7 @@ impl PartialEq for Matcher {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -96,6 +96,7 @@ pub fn format_float(v: f64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -625,6 +625,7 @@ async fn run_http_sd(
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use crate::config::{

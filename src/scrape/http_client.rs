@@ -444,6 +444,7 @@ impl ServerCertVerifier for SkipVerify {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use crate::config::{Authorization, BasicAuth, Secret};

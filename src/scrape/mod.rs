@@ -4,7 +4,10 @@
 //! Scraping writes into storage only through `storage::Appender`.
 
 pub mod discovery;
+pub mod fetch;
 pub mod http_client;
+pub mod manager;
 pub mod parse;
 pub mod relabel;
+pub mod scrape_loop;
 pub mod target;

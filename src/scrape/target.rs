@@ -121,21 +121,11 @@ pub enum TargetError {
     },
 }
 
-/// Builds the scrape target for one discovered target: `group_labels` and
-/// `target_labels` (target wins) plus the job's defaults, relabeled.
-/// Returns `Ok(None)` when relabeling dropped the target.
-pub fn populate(
-    cfg: &ScrapeConfig,
-    group_labels: &Labels,
-    target_labels: &Labels,
-) -> Result<Option<Target>, TargetError> {
-    let merged = Labels::from_vec(
-        group_labels
-            .iter()
-            .chain(target_labels.iter())
-            .cloned()
-            .collect(),
-    );
+/// The labels a target is relabeled from: its group's and its own labels
+/// plus the job's defaults (`job`, `__scheme__`, `__metrics_path__`,
+/// `__scrape_interval__`, `__scrape_timeout__`, `__param_*`) where not set.
+/// This is what the API shows as `discoveredLabels`.
+pub fn discovered_labels(cfg: &ScrapeConfig, merged: &Labels) -> Labels {
     let mut b = merged.builder();
     let defaults = [
         (JOB_LABEL, cfg.job_name.clone()),
@@ -157,7 +147,25 @@ pub fn populate(
             b.set(&label, first.clone());
         }
     }
-    let discovered = b.build();
+    b.build()
+}
+
+/// Builds the scrape target for one discovered target: `group_labels` and
+/// `target_labels` (target wins) plus the job's defaults, relabeled.
+/// Returns `Ok(None)` when relabeling dropped the target.
+pub fn populate(
+    cfg: &ScrapeConfig,
+    group_labels: &Labels,
+    target_labels: &Labels,
+) -> Result<Option<Target>, TargetError> {
+    let merged = Labels::from_vec(
+        group_labels
+            .iter()
+            .chain(target_labels.iter())
+            .cloned()
+            .collect(),
+    );
+    let discovered = discovered_labels(cfg, &merged);
 
     // Error messages name the target as the user wrote it in discovery.
     let target_name = || match merged.get(ADDRESS_LABEL) {
@@ -270,11 +278,9 @@ pub fn populate(
 /// are absent; targets that fail come back with their discovered labels
 /// (group and target labels merged); of identical targets (same labels and
 /// URL) only the first is kept.
-pub fn targets_from_groups(
-    cfg: &ScrapeConfig,
-    groups: &[TargetGroup],
-) -> (Vec<Target>, Vec<(Labels, TargetError)>) {
+pub fn targets_from_groups(cfg: &ScrapeConfig, groups: &[TargetGroup]) -> Resolved {
     let mut targets = Vec::new();
+    let mut dropped = Vec::new();
     let mut failures = Vec::new();
     let mut seen: HashSet<(Labels, String)> = HashSet::new();
     for group in groups {
@@ -285,7 +291,11 @@ pub fn targets_from_groups(
                         targets.push(target);
                     }
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    let merged =
+                        Labels::from_vec(group.labels.iter().chain(t.iter()).cloned().collect());
+                    dropped.push(discovered_labels(cfg, &merged));
+                }
                 Err(e) => {
                     let merged =
                         Labels::from_vec(group.labels.iter().chain(t.iter()).cloned().collect());
@@ -294,7 +304,22 @@ pub fn targets_from_groups(
             }
         }
     }
-    (targets, failures)
+    Resolved {
+        targets,
+        dropped,
+        failures,
+    }
+}
+
+/// Discovery output resolved into scrape targets.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    /// Targets to scrape, deduplicated.
+    pub targets: Vec<Target>,
+    /// Discovered labels of targets relabeling dropped.
+    pub dropped: Vec<Labels>,
+    /// Targets that could not be built, with why.
+    pub failures: Vec<(Labels, TargetError)>,
 }
 
 /// `scheme://address/path?query` as Go's `url.URL.String` writes it: the
@@ -376,6 +401,7 @@ fn escape_query(s: &str, out: &mut String) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use crate::config::{HttpClientConfig, RelabelAction, RelabelConfig, Scheme, ScrapeLimits};
@@ -681,7 +707,9 @@ mod tests {
                 labels: ls(&[("g", "2")]),
             },
         ];
-        let (targets, failures) = targets_from_groups(&cfg, &groups);
+        let Resolved {
+            targets, failures, ..
+        } = targets_from_groups(&cfg, &groups);
         let urls: Vec<(&str, &str)> = targets
             .iter()
             .map(|t| (t.url.as_str(), t.labels.get_or_empty("g")))

@@ -326,6 +326,7 @@ impl Storage for MemStorage {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use crate::model::stale_nan;

@@ -500,6 +500,7 @@ fn avalanche(mut x: u64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -329,4 +329,5 @@ impl<'a> Iterator for LabelIter<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests;

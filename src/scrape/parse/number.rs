@@ -324,6 +324,7 @@ pub(super) fn parse_om_timestamp(s: &[u8]) -> Option<OmTimestamp> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,740 @@
+//! One target's scrape loop: fetch on a fixed phase of the interval, parse,
+//! label, append, report, and mark vanished series stale.
+//!
+//! The hot path is the cache hit: a sample whose exact series text was seen
+//! before costs one hash lookup and one `append_ref`; labels are only built
+//! (target labels, `honor_labels`, metric relabeling, limits) the first time
+//! a series text is seen. The loop owns its [`ScrapeCache`] and hands it back
+//! when it stops, so a reload that keeps the target keeps the cache.
+//!
+//! Writes go through `storage::Appender` only.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::fetch::{self, FailureReason, ScrapeFailure};
+use super::parse::{Format, ParsedSample, Parser};
+use super::relabel;
+use super::target::Target;
+use crate::config::ScrapeConfig;
+use crate::model::{Labels, METRIC_NAME, Timestamp, stale_nan, timestamp_of};
+use crate::storage::{AppendError, Appender, SeriesRef, Storage};
+use crate::telemetry::ScrapeMetrics;
+
+/// Cache entry marker for series that metric relabeling dropped.
+const DROPPED: SeriesRef = SeriesRef::MAX;
+
+/// Names of the series written after every scrape, in this order.
+const REPORT_NAMES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+/// Health of a target as the API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Unknown,
+    Up,
+    Down,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
+/// What the last scrape of a target did.
+#[derive(Debug, Clone)]
+pub struct TargetStatus {
+    pub health: Health,
+    pub last_scrape: Option<SystemTime>,
+    pub last_duration: Duration,
+    /// `reason: detail`, e.g. `timeout: no response within 10s`.
+    pub last_error: Option<String>,
+    pub last_samples: u64,
+}
+
+/// A target plus its live status, shared between its loop and the API.
+#[derive(Debug)]
+pub struct TargetHandle {
+    pub target: Target,
+    status: Mutex<TargetStatus>,
+}
+
+impl TargetHandle {
+    pub fn new(target: Target) -> Self {
+        TargetHandle {
+            target,
+            status: Mutex::new(TargetStatus {
+                health: Health::Unknown,
+                last_scrape: None,
+                last_duration: Duration::ZERO,
+                last_error: None,
+                last_samples: 0,
+            }),
+        }
+    }
+
+    pub fn status(&self) -> TargetStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_status(&self, s: TargetStatus) {
+        *self.status.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CacheEntry {
+    series: SeriesRef,
+    /// Iteration in which the series text was last seen.
+    seen: u64,
+    /// The sample carried its own timestamp: no staleness marker for it,
+    /// as Prometheus does (the exporter owns its timeline).
+    explicit_ts: bool,
+}
+
+/// Series text -> storage reference, plus what was seen in which scrape.
+#[derive(Debug, Default)]
+pub struct ScrapeCache {
+    entries: HashMap<Box<[u8]>, CacheEntry, foldhash::fast::RandomState>,
+    report: [Option<SeriesRef>; 5],
+    iter: u64,
+    /// Size of the last body, to pre-size the next buffer.
+    last_body: usize,
+}
+
+impl ScrapeCache {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Appends a staleness marker at `t` for every series the last scrape
+    /// produced (and the report series), then forgets them. Used when a
+    /// target goes away.
+    pub fn mark_all_stale(&mut self, app: &mut dyn Appender, t: Timestamp) {
+        let last = self.iter;
+        for e in self.entries.values() {
+            if e.seen == last && e.series != DROPPED && !e.explicit_ts {
+                let _ = app.append_ref(e.series, t, stale_nan());
+            }
+        }
+        for r in self.report.iter().flatten() {
+            let _ = app.append_ref(*r, t, stale_nan());
+        }
+        self.entries.clear();
+        self.report = [None; 5];
+    }
+}
+
+/// A pool of body buffers shared by all loops. Keeping one buffer per target
+/// would hold (targets x body size) bytes forever; only a few scrapes run at
+/// once, so a few buffers serve them all.
+#[derive(Debug, Default)]
+pub struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+impl BufferPool {
+    const MAX_POOLED: usize = 16;
+    /// Buffers grown beyond this by one huge scrape are not kept.
+    const MAX_KEPT_CAPACITY: usize = 16 << 20;
+
+    pub fn get(&self, hint: usize) -> Vec<u8> {
+        let mut b = self
+            .free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        b.clear();
+        b.reserve(hint);
+        b
+    }
+
+    pub fn put(&self, b: Vec<u8>) {
+        if b.capacity() > Self::MAX_KEPT_CAPACITY {
+            return;
+        }
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < Self::MAX_POOLED {
+            free.push(b);
+        }
+    }
+}
+
+/// Everything a loop shares with the other loops of its job.
+#[derive(Clone)]
+pub struct PoolContext {
+    pub cfg: Arc<ScrapeConfig>,
+    pub client: reqwest::Client,
+    pub storage: Arc<dyn Storage>,
+    pub metrics: ScrapeMetrics,
+    pub buffers: Arc<BufferPool>,
+    /// Set when the whole job must fail its scrapes (target_limit exceeded).
+    pub forced_error: Arc<RwLock<Option<ScrapeFailure>>>,
+    /// Mixed into the phase hash so that two watchposts with different
+    /// external labels do not scrape a shared target in lockstep.
+    pub offset_seed: u64,
+}
+
+/// Counts from one scrape, written as the report series.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScrapeCounts {
+    pub scraped: u64,
+    pub post_relabel: u64,
+    pub added: u64,
+}
+
+/// One target's loop.
+pub struct ScrapeLoop {
+    ctx: PoolContext,
+    handle: Arc<TargetHandle>,
+    cache: ScrapeCache,
+}
+
+impl ScrapeLoop {
+    pub fn new(ctx: PoolContext, handle: Arc<TargetHandle>, cache: ScrapeCache) -> Self {
+        ScrapeLoop { ctx, handle, cache }
+    }
+
+    /// Runs until `cancel` fires, then returns the cache. When `stale_on_stop`
+    /// is set at that moment, the target's series get staleness markers
+    /// first (the target went away); otherwise they are left as they are
+    /// (shutdown, or a reload that hands the cache to a successor loop).
+    // The loop is the scheduler: it alone reads the wall clock and passes
+    // `now` down to the scrape.
+    #[allow(clippy::disallowed_methods)]
+    pub async fn run(
+        mut self,
+        cancel: CancellationToken,
+        stale_on_stop: Arc<AtomicBool>,
+    ) -> ScrapeCache {
+        let interval = self
+            .handle
+            .target
+            .scrape_interval
+            .max(Duration::from_millis(1));
+        let first = SystemTime::now()
+            + scrape_offset(
+                self.handle.target.key() ^ self.ctx.offset_seed,
+                interval,
+                SystemTime::now(),
+            );
+        let start = tokio::time::Instant::now()
+            + first.duration_since(SystemTime::now()).unwrap_or_default();
+        let mut ticker = tokio::time::interval_at(start, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let job_label = vec![("job", self.handle.target.job.clone())];
+        let mut last_tick: Option<tokio::time::Instant> = None;
+        loop {
+            let tick = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                t = ticker.tick() => t,
+            };
+            if let Some(prev) = last_tick {
+                let gap = tick.duration_since(prev);
+                let missed = (gap.as_nanos() / interval.as_nanos()).saturating_sub(1) as u64;
+                if missed > 0 {
+                    self.ctx
+                        .metrics
+                        .missed
+                        .get_or_create(&job_label)
+                        .inc_by(missed);
+                }
+            }
+            last_tick = Some(tick);
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                _ = self.scrape_and_report(SystemTime::now()) => {}
+            }
+        }
+        if stale_on_stop.load(Ordering::Acquire) {
+            let storage = self.ctx.storage.clone();
+            let mut app = storage.appender();
+            self.cache
+                .mark_all_stale(app.as_mut(), timestamp_of(SystemTime::now()));
+            if let Err(e) = app.commit() {
+                tracing::warn!(job = %self.handle.target.job, target = %self.handle.target.url, error = %e, "writing staleness markers failed");
+            }
+        }
+        self.cache
+    }
+
+    /// One scrape at wall-clock time `now`: fetch, append, report. Never
+    /// fails; failures become `up 0` and the target's last error.
+    pub async fn scrape_and_report(
+        &mut self,
+        now: SystemTime,
+    ) -> Result<ScrapeCounts, ScrapeFailure> {
+        let started = std::time::Instant::now();
+        let ts = timestamp_of(now);
+        let handle = self.handle.clone();
+        let target = &handle.target;
+        let job_label = vec![("job", target.job.clone())];
+        self.ctx.metrics.scrapes.get_or_create(&job_label).inc();
+        self.cache.iter += 1;
+
+        let forced = self
+            .ctx
+            .forced_error
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut buf = self
+            .ctx
+            .buffers
+            .get(self.cache.last_body + self.cache.last_body / 8);
+        let result = match forced {
+            Some(f) => Err(f),
+            None => {
+                let limit = match self.ctx.cfg.limits.body_size_limit {
+                    0 => fetch::DEFAULT_BODY_LIMIT,
+                    n => n,
+                };
+                match fetch::fetch(
+                    &self.ctx.client,
+                    &self.ctx.cfg.http,
+                    &target.url,
+                    target.scrape_timeout,
+                    limit,
+                    &mut buf,
+                )
+                .await
+                {
+                    Ok(f) => {
+                        self.cache.last_body = buf.len();
+                        let format = Format::from_content_type(f.content_type.as_deref());
+                        self.append_body(&buf, format, ts)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        self.ctx.buffers.put(buf);
+        let duration = started.elapsed();
+        self.ctx.metrics.duration.observe(duration.as_secs_f64());
+
+        let (up, counts) = match &result {
+            Ok(c) => (1.0, *c),
+            Err(f) => {
+                let labels = vec![
+                    ("job", target.job.clone()),
+                    ("reason", f.reason.as_str().to_string()),
+                ];
+                self.ctx.metrics.failures.get_or_create(&labels).inc();
+                tracing::debug!(job = %target.job, target = %target.url, error = %f, "scrape failed");
+                // A failed scrape ends every series of the previous one, as
+                // in Prometheus: rules must not keep seeing old values.
+                self.stale_unseen(ts);
+                (0.0, ScrapeCounts::default())
+            }
+        };
+        self.report(ts, up, duration, counts);
+        self.handle.set_status(TargetStatus {
+            health: if result.is_ok() {
+                Health::Up
+            } else {
+                Health::Down
+            },
+            last_scrape: Some(now),
+            last_duration: duration,
+            last_error: result.as_ref().err().map(|e| e.to_string()),
+            last_samples: counts.scraped,
+        });
+        result
+    }
+
+    /// Parses `body` and appends its samples at `ts` in one batch; on any
+    /// failure nothing of this scrape is stored.
+    pub fn append_body(
+        &mut self,
+        body: &[u8],
+        format: Format,
+        ts: Timestamp,
+    ) -> Result<ScrapeCounts, ScrapeFailure> {
+        let storage = self.ctx.storage.clone();
+        let mut app = storage.appender();
+        match self.append_samples(app.as_mut(), body, format, ts) {
+            Ok(counts) => {
+                self.stale_and_forget(app.as_mut(), ts);
+                app.commit().map_err(|e| {
+                    ScrapeFailure::new(FailureReason::Connection, format!("storage: {e}"))
+                })?;
+                Ok(counts)
+            }
+            Err(e) => {
+                app.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn append_samples(
+        &mut self,
+        app: &mut dyn Appender,
+        body: &[u8],
+        format: Format,
+        ts: Timestamp,
+    ) -> Result<ScrapeCounts, ScrapeFailure> {
+        let cfg = &*self.ctx.cfg;
+        let limits = cfg.limits;
+        let iter = self.cache.iter;
+        let mut counts = ScrapeCounts::default();
+        let mut rejected_ooo = 0u64;
+        let mut rejected_dup = 0u64;
+        let mut parser = Parser::new(body, format);
+        loop {
+            let s = match parser.next_sample() {
+                Ok(Some(s)) => s,
+                Ok(None) => break,
+                Err(e) => return Err(ScrapeFailure::new(FailureReason::ParseError, e.to_string())),
+            };
+            counts.scraped += 1;
+            let (t, explicit) = match (cfg.honor_timestamps, s.timestamp_ms) {
+                (true, Some(t)) => (t, true),
+                _ => (ts, false),
+            };
+            let res = match self.cache.entries.get_mut(s.series) {
+                Some(e) if e.series == DROPPED => {
+                    e.seen = iter;
+                    continue;
+                }
+                Some(e) => {
+                    e.seen = iter;
+                    e.explicit_ts = explicit;
+                    counts.post_relabel += 1;
+                    match app.append_ref(e.series, t, s.value) {
+                        Err(AppendError::UnknownRef) => {
+                            // The series was removed from storage (retention);
+                            // recreate it from the sample's labels.
+                            let Some(lset) = self.sample_labels(&s)? else {
+                                continue;
+                            };
+                            match app.append(&lset, t, s.value) {
+                                Ok(r) => {
+                                    if let Some(e) = self.cache.entries.get_mut(s.series) {
+                                        e.series = r;
+                                    }
+                                    Ok(())
+                                }
+                                Err(e) => Err(e),
+                            }
+                        }
+                        r => r,
+                    }
+                }
+                None => match self.sample_labels(&s)? {
+                    None => {
+                        self.cache.entries.insert(
+                            s.series.into(),
+                            CacheEntry {
+                                series: DROPPED,
+                                seen: iter,
+                                explicit_ts: explicit,
+                            },
+                        );
+                        continue;
+                    }
+                    Some(lset) => {
+                        check_label_limits(&lset, &limits)?;
+                        counts.post_relabel += 1;
+                        match app.append(&lset, t, s.value) {
+                            Ok(r) => {
+                                counts.added += 1;
+                                self.cache.entries.insert(
+                                    s.series.into(),
+                                    CacheEntry {
+                                        series: r,
+                                        seen: iter,
+                                        explicit_ts: explicit,
+                                    },
+                                );
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                },
+            };
+            match res {
+                Ok(()) => {}
+                Err(AppendError::OutOfOrder) => rejected_ooo += 1,
+                Err(AppendError::Duplicate) => rejected_dup += 1,
+                Err(AppendError::UnknownRef) => {}
+            }
+            if limits.sample_limit > 0 && counts.post_relabel > limits.sample_limit {
+                return Err(ScrapeFailure::new(
+                    FailureReason::LimitExceeded,
+                    format!(
+                        "sample_limit exceeded: more than {} samples after metric relabeling; raise sample_limit or drop series with metric_relabel_configs",
+                        limits.sample_limit
+                    ),
+                ));
+            }
+        }
+        let job = &self.handle.target.job;
+        if rejected_ooo > 0 {
+            self.ctx
+                .metrics
+                .rejected_samples
+                .get_or_create(&vec![
+                    ("job", job.clone()),
+                    ("reason", "out_of_order".to_string()),
+                ])
+                .inc_by(rejected_ooo);
+        }
+        if rejected_dup > 0 {
+            self.ctx
+                .metrics
+                .rejected_samples
+                .get_or_create(&vec![
+                    ("job", job.clone()),
+                    ("reason", "duplicate".to_string()),
+                ])
+                .inc_by(rejected_dup);
+        }
+        Ok(counts)
+    }
+
+    /// The stored label set of a scraped sample: scraped labels merged with
+    /// the target's (honor_labels decides conflicts), then metric
+    /// relabeling. `None` when relabeling drops it.
+    fn sample_labels(&self, s: &ParsedSample<'_>) -> Result<Option<Labels>, ScrapeFailure> {
+        let scraped = s.to_labels();
+        let target_labels = &self.handle.target.labels;
+        let mut b = scraped.builder();
+        if self.ctx.cfg.honor_labels {
+            for l in target_labels {
+                if !scraped.contains(&l.name) {
+                    b.set(&l.name, l.value.clone());
+                }
+            }
+        } else {
+            for l in target_labels {
+                if let Some(v) = scraped.get(&l.name) {
+                    // Keep the exporter's value under exported_<name>,
+                    // prefixing again while that name is taken too.
+                    let mut name = format!("exported_{}", l.name);
+                    while scraped.contains(&name) {
+                        name = format!("exported_{name}");
+                    }
+                    b.set(&name, v.to_string());
+                }
+                b.set(&l.name, l.value.clone());
+            }
+        }
+        let lset = b.into_labels();
+        let lset = if self.ctx.cfg.metric_relabel_configs.is_empty() {
+            lset
+        } else {
+            match relabel::process(&lset, &self.ctx.cfg.metric_relabel_configs) {
+                Some(l) => l,
+                None => return Ok(None),
+            }
+        };
+        if lset.metric_name().is_empty() {
+            return Err(ScrapeFailure::new(
+                FailureReason::ParseError,
+                format!(
+                    "series {lset} has no metric name after metric_relabel_configs; do not drop or empty __name__"
+                ),
+            ));
+        }
+        Ok(Some(lset))
+    }
+
+    /// After a successful scrape: staleness markers for series seen in the
+    /// previous scrape but not this one, then drop entries not seen now.
+    fn stale_and_forget(&mut self, app: &mut dyn Appender, ts: Timestamp) {
+        let iter = self.cache.iter;
+        self.cache.entries.retain(|_, e| {
+            if e.seen == iter {
+                return true;
+            }
+            if e.seen + 1 == iter && e.series != DROPPED && !e.explicit_ts {
+                let _ = app.append_ref(e.series, ts, stale_nan());
+            }
+            false
+        });
+    }
+
+    /// After a failed scrape: every series of the previous scrape goes stale.
+    /// Entries stay cached (their refs are still valid) for the next success.
+    fn stale_unseen(&mut self, ts: Timestamp) {
+        let iter = self.cache.iter;
+        let storage = self.ctx.storage.clone();
+        let mut app = storage.appender();
+        let mut any = false;
+        for e in self.cache.entries.values() {
+            if e.seen + 1 == iter && e.series != DROPPED && !e.explicit_ts {
+                let _ = app.append_ref(e.series, ts, stale_nan());
+                any = true;
+            }
+        }
+        if any {
+            let _ = app.commit();
+        } else {
+            app.rollback();
+        }
+    }
+
+    /// Appends `up` and the `scrape_*` series.
+    fn report(&mut self, ts: Timestamp, up: f64, duration: Duration, c: ScrapeCounts) {
+        let values = [
+            up,
+            duration.as_secs_f64(),
+            c.scraped as f64,
+            c.post_relabel as f64,
+            c.added as f64,
+        ];
+        let storage = self.ctx.storage.clone();
+        let mut app = storage.appender();
+        for (i, v) in values.into_iter().enumerate() {
+            let done = match self.cache.report[i] {
+                Some(r) => !matches!(app.append_ref(r, ts, v), Err(AppendError::UnknownRef)),
+                None => false,
+            };
+            if !done {
+                let mut b = self.handle.target.labels.builder();
+                b.set(METRIC_NAME, REPORT_NAMES[i]);
+                if let Ok(r) = app.append(&b.into_labels(), ts, v) {
+                    self.cache.report[i] = Some(r);
+                }
+            }
+        }
+        if let Err(e) = app.commit() {
+            tracing::warn!(job = %self.handle.target.job, error = %e, "appending scrape report failed");
+        }
+    }
+}
+
+/// Rejects a label set over the job's label limits, as Prometheus does
+/// (the whole scrape fails).
+fn check_label_limits(l: &Labels, lim: &crate::config::ScrapeLimits) -> Result<(), ScrapeFailure> {
+    let name = l.metric_name();
+    let short = |s: &str| s.chars().take(50).collect::<String>();
+    if lim.label_limit > 0 && l.len() as u64 > lim.label_limit {
+        return Err(ScrapeFailure::new(
+            FailureReason::LimitExceeded,
+            format!(
+                "label_limit exceeded (metric: {}, number of labels: {}, limit: {})",
+                short(name),
+                l.len(),
+                lim.label_limit
+            ),
+        ));
+    }
+    for lb in l {
+        if lim.label_name_length_limit > 0 && lb.name.len() as u64 > lim.label_name_length_limit {
+            return Err(ScrapeFailure::new(
+                FailureReason::LimitExceeded,
+                format!(
+                    "label_name_length_limit exceeded (metric: {}, label name: {}, length: {}, limit: {})",
+                    short(name),
+                    short(&lb.name),
+                    lb.name.len(),
+                    lim.label_name_length_limit
+                ),
+            ));
+        }
+        if lim.label_value_length_limit > 0 && lb.value.len() as u64 > lim.label_value_length_limit
+        {
+            return Err(ScrapeFailure::new(
+                FailureReason::LimitExceeded,
+                format!(
+                    "label_value_length_limit exceeded (metric: {}, label name: {}, value: {}, length: {}, limit: {})",
+                    short(name),
+                    short(&lb.name),
+                    short(&lb.value),
+                    lb.value.len(),
+                    lim.label_value_length_limit
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How long from `now` until this target's phase in the interval. Scrapes
+/// of a target happen when `wall-clock mod interval == hash mod interval`,
+/// so targets spread evenly over the interval and keep their phase across
+/// restarts and reloads.
+pub fn scrape_offset(hash: u64, interval: Duration, now: SystemTime) -> Duration {
+    let iv = interval.as_nanos().max(1);
+    let now_ns = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let phase = u128::from(hash) % iv;
+    let pos = now_ns % iv;
+    let wait = (phase + iv - pos) % iv;
+    Duration::from_nanos(wait as u64)
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_spread_and_align() {
+        let iv = Duration::from_secs(15);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let o = scrape_offset(7_000_000_000, iv, now);
+        // Phase 7 s, now at 10 s into the interval: next slot in 12 s.
+        assert_eq!(o, Duration::from_secs(12));
+        // 1,000 targets spread over the interval: no second holds more than
+        // a few percent of them.
+        let mut per_sec = [0u32; 15];
+        for i in 0..1000u64 {
+            let h = crate::model::fnv1a64(&[format!("http://10.0.0.{i}:9100/metrics").as_bytes()]);
+            per_sec[scrape_offset(h, iv, now).as_secs() as usize] += 1;
+        }
+        assert!(per_sec.iter().all(|&n| n < 110), "{per_sec:?}");
+    }
+
+    #[test]
+    fn label_limits() {
+        let l = Labels::from_pairs([("__name__", "m"), ("a", "1"), ("b", "22")]);
+        let lim = crate::config::ScrapeLimits {
+            label_limit: 2,
+            ..Default::default()
+        };
+        let e = check_label_limits(&l, &lim).unwrap_err();
+        assert_eq!(e.reason, FailureReason::LimitExceeded);
+        assert!(e.message.starts_with("label_limit exceeded"), "{e}");
+        let lim = crate::config::ScrapeLimits {
+            label_value_length_limit: 1,
+            ..Default::default()
+        };
+        assert!(
+            check_label_limits(&l, &lim)
+                .unwrap_err()
+                .message
+                .contains("label_value_length_limit")
+        );
+        assert!(check_label_limits(&l, &Default::default()).is_ok());
+    }
+}
