@@ -5,10 +5,12 @@
 //! these types. This module does no I/O and imports no other watchpost module,
 //! so every layer can depend on it without creating a cycle.
 
+mod alert;
 mod duration;
 mod labels;
 mod matcher;
 
+pub use alert::{Alert, fingerprint_hex};
 pub use duration::{format_duration, parse_duration};
 pub use labels::{Label, Labels, LabelsBuilder, is_valid_label_name, is_valid_metric_name};
 pub use matcher::{MatchOp, Matcher, MatcherError, compile_anchored};
