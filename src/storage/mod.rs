@@ -16,6 +16,7 @@
 //! - an appender's samples become visible atomically at `commit`, and none
 //!   of them at `rollback`.
 
+pub mod chunk;
 pub mod mem;
 
 use crate::model::{Labels, Matcher, Sample, Timestamp};
