@@ -16,8 +16,11 @@
 //! - an appender's samples become visible atomically at `commit`, and none
 //!   of them at `rollback`.
 
+mod blocks;
 pub mod chunk;
+mod encoding;
 pub mod mem;
+pub mod wal;
 
 use crate::model::{Labels, Matcher, Sample, Timestamp};
 
@@ -48,6 +51,14 @@ pub enum StorageError {
     },
     #[error("query would select more than {limit} series; add label matchers to narrow it")]
     TooManySeries { limit: usize },
+    #[error("{path}: offset {offset}: {reason}")]
+    Corruption {
+        path: String,
+        offset: u64,
+        reason: String,
+    },
+    #[error("storage at {path} is closed: appends and commits after close are refused")]
+    Closed { path: String },
     #[error("{0}")]
     Other(String),
 }
