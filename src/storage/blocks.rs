@@ -9,10 +9,10 @@
 //!
 //! A block is the directory `blocks/<window start ms>/` with:
 //! - `meta`: `<start> <end>\n`, the window `[start, end)` in milliseconds;
-//! - `000001`, `000002`, ...: segments of chunk records, each created
-//!   sparse at [`SEGMENT_CAP`] bytes and mapped once; while the block is
-//!   open, the head writes records into the mapping, and on finalization
-//!   each segment is cut to the bytes used;
+//! - `000001`, `000002`, ...: segments of chunk records of at most
+//!   [`SEGMENT_CAP`] bytes, each mapped once at that size; records are
+//!   appended with `pwrite` (a full disk is then an error, not a `SIGBUS`)
+//!   and read back through the mapping;
 //! - `index`, written once when the window is finalized: the sorted table
 //!   `series ref -> newest chunk` that replaces the per-series positions
 //!   the head held in memory. A block without `index` is still open.
@@ -25,12 +25,13 @@
 //! index stores more than the newest position per series and block.
 //!
 //! Safety of the shared mapping: records are written only by the holder of
-//! the block's writer mutex, into space nobody has read yet; a position is
+//! the block's writer mutex, past the end of the file; a position is
 //! published (stored in a series, or in the index) only after its record is
 //! completely written, and the series mutex or the index file orders that
 //! publication before any read. So a reader never sees bytes being written.
 
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,8 +43,9 @@ use super::encoding::{Reader, put_bytes, put_uvarint, put_varint};
 use super::wal::{io_err, sync_dir};
 use crate::model::Timestamp;
 
-/// Mapped size of a segment. The file is sparse, so only written bytes use
-/// disk; the address space is cheap on 64-bit targets.
+/// Mapped size of a segment. The file grows as records are appended; the
+/// mapping is made once at full size (address space is cheap on 64-bit
+/// targets) and only the part inside the file is ever read.
 pub const SEGMENT_CAP: u64 = 512 << 20;
 
 /// No previous chunk.
@@ -83,9 +85,9 @@ impl Segment {
             return None;
         }
         // SAFETY: `[off, end)` lies within the mapping and within the bytes
-        // already written (`used` is advanced only after a record is
-        // complete), and written bytes are never modified again; see the
-        // module docs for the publication order.
+        // already written to the file (`used` is advanced only after a
+        // record is complete), and written bytes are never modified again;
+        // see the module docs for the publication order.
         Some(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(off), len) })
     }
 }
@@ -229,10 +231,9 @@ impl Block {
             .truncate(true)
             .open(&path)
             .map_err(|e| io_err(&path, e))?;
-        file.set_len(SEGMENT_CAP).map_err(|e| io_err(&path, e))?;
         let map = MmapOptions::new()
             .len(SEGMENT_CAP as usize)
-            .map_raw(&file)
+            .map_raw_read_only(&file)
             .map_err(|e| io_err(&path, e))?;
         sync_dir(&self.dir)?;
         Ok(Arc::new(Segment {
@@ -293,14 +294,10 @@ impl Block {
                 wp.seg
             )));
         };
-        // SAFETY: the writer mutex is held, `[off, off + len)` is beyond
-        // `used` (nobody reads it) and inside the mapping (checked above).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                scratch.as_ptr(),
-                seg.map.as_mut_ptr().add(wp.off as usize),
-                scratch.len(),
-            );
+        if let Err(e) = seg.file.write_all_at(scratch, wp.off) {
+            // Cut a partial record so the segment stays whole records.
+            let _ = seg.file.set_len(wp.off);
+            return Err(io_err(&seg.path, e));
         }
         let pos = pos_of(wp.seg, wp.off);
         wp.off += scratch.len() as u64;
@@ -312,7 +309,8 @@ impl Block {
             Ordering::Relaxed,
         );
         c.bytes.fetch_add(scratch.len() as u64, Ordering::Relaxed);
-        c.chunk_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        c.chunk_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(pos)
     }
 
@@ -360,36 +358,13 @@ impl Block {
         out
     }
 
-    /// Flushes written records to disk (`msync`).
+    /// Flushes written records to stable storage.
     pub fn flush(&self) -> Result<(), StorageError> {
-        for seg in read_lock(&self.segments).iter() {
-            let used = seg.used.load(Ordering::Acquire) as usize;
-            if used > 0 {
-                seg.map
-                    .flush_range(0, used)
-                    .map_err(|e| io_err(&seg.path, e))?;
-            }
+        if self.is_finalized() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// Cuts each segment file to its used bytes (on close and finalization;
-    /// the mapping stays valid for the bytes in use).
-    fn trim(&self) -> Result<(), StorageError> {
         for seg in read_lock(&self.segments).iter() {
-            let used = seg.used.load(Ordering::Acquire);
-            seg.file.set_len(used).map_err(|e| io_err(&seg.path, e))?;
-            seg.file.sync_all().map_err(|e| io_err(&seg.path, e))?;
-        }
-        Ok(())
-    }
-
-    /// Flushes and trims an open block before the process stops; writing
-    /// resumes after [`Block::open`] re-extends the segments.
-    pub fn close(&self) -> Result<(), StorageError> {
-        self.flush()?;
-        if !self.is_finalized() {
-            self.trim()?;
+            seg.file.sync_data().map_err(|e| io_err(&seg.path, e))?;
         }
         Ok(())
     }
@@ -402,7 +377,6 @@ impl Block {
             *w = None;
         }
         self.flush()?;
-        self.trim()?;
         let mut buf = Vec::with_capacity(INDEX_HEADER + entries.len() * ENTRY + 4);
         buf.extend_from_slice(INDEX_MAGIC);
         let c = &self.counters;
@@ -489,7 +463,7 @@ impl Block {
     /// record is reported to `on_record` (so the head can rebuild its
     /// per-series positions), and everything from the first invalid record
     /// on (a crash can leave a half-written record) is discarded and
-    /// zeroed, so stale bytes can never be mistaken for records later.
+    /// cut off, so stale bytes can never be mistaken for records later.
     pub fn open(
         dir: PathBuf,
         mut on_record: impl FnMut(&RecordHead, Pos),
@@ -531,7 +505,10 @@ impl Block {
         let mut warning = None;
         if finalized {
             let map = map_index(&index_path)?;
-            block.counters.bytes.fetch_add(map.len() as u64, Ordering::Relaxed);
+            block
+                .counters
+                .bytes
+                .fetch_add(map.len() as u64, Ordering::Relaxed);
             read_index_totals(&map, &block.counters);
             *write_lock(&block.index) = Some(Arc::new(map));
             let mut segs = write_lock(&block.segments);
@@ -577,15 +554,15 @@ impl Block {
                 .open(&path)
                 .map_err(|e| io_err(&path, e))?;
             let len = file.metadata().map_err(|e| io_err(&path, e))?.len();
-            if len < SEGMENT_CAP {
-                file.set_len(SEGMENT_CAP).map_err(|e| io_err(&path, e))?;
-            }
             let map = MmapOptions::new()
                 .len(SEGMENT_CAP as usize)
-                .map_raw(&file)
+                .map_raw_read_only(&file)
                 .map_err(|e| io_err(&path, e))?;
-            // SAFETY: nothing else maps or writes this file yet.
-            let data = unsafe { std::slice::from_raw_parts(map.as_ptr(), map.len()) };
+            // SAFETY: nothing else writes this file yet, and only the part
+            // inside the file is viewed.
+            let data = unsafe {
+                std::slice::from_raw_parts(map.as_ptr(), (len.min(SEGMENT_CAP)) as usize)
+            };
             let mut off = 0usize;
             let mut bad = None;
             while off + 8 <= data.len() {
@@ -625,7 +602,8 @@ impl Block {
                 on_record(&head, pos);
                 let c = &block.counters;
                 c.chunks.fetch_add(1, Ordering::Relaxed);
-                c.samples.fetch_add(u64::from(head.samples), Ordering::Relaxed);
+                c.samples
+                    .fetch_add(u64::from(head.samples), Ordering::Relaxed);
                 c.bytes.fetch_add((end - off) as u64, Ordering::Relaxed);
                 c.chunk_bytes.fetch_add(data_len as u64, Ordering::Relaxed);
                 off = end;
@@ -637,9 +615,11 @@ impl Block {
                 ));
                 stop = true;
             }
-            // Zero everything past the valid records.
-            file.set_len(off as u64).map_err(|e| io_err(&path, e))?;
-            file.set_len(SEGMENT_CAP).map_err(|e| io_err(&path, e))?;
+            // Drop everything past the valid records, so stale bytes can
+            // never be read as records once writing resumes.
+            if (off as u64) < len {
+                file.set_len(off as u64).map_err(|e| io_err(&path, e))?;
+            }
             wp = WriterPos {
                 seg: *n,
                 off: off as u64,
@@ -737,7 +717,7 @@ mod tests {
         assert_eq!(b.chain(p2, 0, 4).len(), 1);
 
         // Reopen while open: the scan reports every record.
-        b.close().unwrap();
+        b.flush().unwrap();
         drop(b);
         let mut seen = Vec::new();
         let (b, warn) = Block::open(bdir.clone(), |h, p| seen.push((h.series, h.prev, p))).unwrap();
@@ -779,10 +759,15 @@ mod tests {
         let bdir = dir.path().join("0");
         let b = Block::create(bdir.clone(), 0, 1000).unwrap();
         let mut s = Vec::new();
-        let p1 = b.write_chunk(1, NO_POS, 0, 0, &chunk(&[0]), &mut s).unwrap();
-        let p2 = b.write_chunk(2, NO_POS, 1, 1, &chunk(&[1]), &mut s).unwrap();
-        b.write_chunk(3, NO_POS, 2, 2, &chunk(&[2]), &mut s).unwrap();
-        b.close().unwrap();
+        let p1 = b
+            .write_chunk(1, NO_POS, 0, 0, &chunk(&[0]), &mut s)
+            .unwrap();
+        let p2 = b
+            .write_chunk(2, NO_POS, 1, 1, &chunk(&[1]), &mut s)
+            .unwrap();
+        b.write_chunk(3, NO_POS, 2, 2, &chunk(&[2]), &mut s)
+            .unwrap();
+        b.flush().unwrap();
         drop(b);
         let path = bdir.join("000001");
         let mut data = fs::read(&path).unwrap();
@@ -793,9 +778,14 @@ mod tests {
         let (b, warn) = Block::open(bdir, |h, _| seen.push(h.series)).unwrap();
         assert_eq!(seen, vec![1]);
         let warn = warn.unwrap();
-        assert!(warn.contains("000001") && warn.contains("checksum"), "{warn}");
+        assert!(
+            warn.contains("000001") && warn.contains("checksum"),
+            "{warn}"
+        );
         // Writing resumes where the valid records end.
-        let p = b.write_chunk(4, NO_POS, 3, 3, &chunk(&[3]), &mut s).unwrap();
+        let p = b
+            .write_chunk(4, NO_POS, 3, 3, &chunk(&[3]), &mut s)
+            .unwrap();
         assert_eq!(p, p2);
         assert!(b.read(p1).is_some());
     }

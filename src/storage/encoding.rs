@@ -42,6 +42,7 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.pos >= self.data.len()
     }
@@ -85,14 +86,6 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Some(u64::from_le_bytes(a))
-    }
-
-    #[inline]
-    pub fn u32_le(&mut self) -> Option<u32> {
-        let b = self.take(4)?;
-        let mut a = [0u8; 4];
-        a.copy_from_slice(b);
-        Some(u32::from_le_bytes(a))
     }
 
     #[inline]

@@ -125,9 +125,14 @@ pub fn frame(out: &mut Vec<u8>, payload: &[u8]) {
 pub enum ReadEnd {
     Clean,
     /// An incomplete record (or zero fill) at `offset` up to the end.
-    Torn { offset: u64 },
+    Torn {
+        offset: u64,
+    },
     /// A damaged record at `offset`; records before it were good.
-    Corrupt { offset: u64, reason: String },
+    Corrupt {
+        offset: u64,
+        reason: String,
+    },
 }
 
 /// Calls `f` with each record payload of `data` in order and says how the
