@@ -644,7 +644,7 @@ fn map_index(path: &Path) -> Result<MmapRaw, StorageError> {
         offset: 0,
         reason,
     };
-    if len < INDEX_HEADER + 4 || (len - INDEX_HEADER - 4) % ENTRY != 0 {
+    if len < INDEX_HEADER + 4 || !(len - INDEX_HEADER - 4).is_multiple_of(ENTRY) {
         return Err(corrupt(format!("index size {len} is not a whole table")));
     }
     let map = MmapOptions::new()

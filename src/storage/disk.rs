@@ -514,16 +514,16 @@ impl DiskStorage {
                 }
                 if c.maxt > s.last_t.load(Ordering::Relaxed) {
                     s.last_t.store(c.maxt, Ordering::Release);
-                    if let Some(b) = read(&self.blocks).get(&c.block) {
-                        if let Some((_, cr)) = b.read(c.pos) {
-                            let mut d = ChunkDecoder::new(cr.bytes());
-                            let mut last = None;
-                            while let Some(smp) = d.next(cr.bytes()) {
-                                last = Some(smp);
-                            }
-                            if let Some(l) = last {
-                                inner.last_v = l.v.to_bits();
-                            }
+                    if let Some(b) = read(&self.blocks).get(&c.block)
+                        && let Some((_, cr)) = b.read(c.pos)
+                    {
+                        let mut d = ChunkDecoder::new(cr.bytes());
+                        let mut last = None;
+                        while let Some(smp) = d.next(cr.bytes()) {
+                            last = Some(smp);
+                        }
+                        if let Some(l) = last {
+                            inner.last_v = l.v.to_bits();
                         }
                     }
                 }
@@ -721,10 +721,11 @@ impl DiskStorage {
         let mut first_err = None;
         self.head.for_each(|s| {
             let mut inner = lock(&s.inner);
-            if !inner.open.is_empty() && self.block_start(inner.open.min_t()) <= b.start {
-                if let Err(e) = self.cut(s.r, &mut inner, &mut scratch) {
-                    first_err.get_or_insert(e);
-                }
+            if !inner.open.is_empty()
+                && self.block_start(inner.open.min_t()) <= b.start
+                && let Err(e) = self.cut(s.r, &mut inner, &mut scratch)
+            {
+                first_err.get_or_insert(e);
             }
             let Some(last) = inner.take_chain(b.start) else {
                 return;
@@ -931,10 +932,9 @@ impl DiskStorage {
             if let Some(seq) = n
                 .strip_prefix("checkpoint.")
                 .and_then(|r| r.parse::<u32>().ok())
+                && seq < last
             {
-                if seq < last {
-                    fs::remove_file(e.path()).map_err(|err| io_err(&e.path(), err))?;
-                }
+                fs::remove_file(e.path()).map_err(|err| io_err(&e.path(), err))?;
             }
         }
         self.wal.bytes.store(dir_size(&dir), Ordering::Relaxed);
@@ -981,16 +981,16 @@ impl DiskStorage {
         for b in &blocks {
             if let Some((_, pos)) = chains.iter().find(|(st, _)| *st == b.start) {
                 chunks.extend(b.chain(*pos, mint, maxt).into_iter().map(ChunkSrc::Mapped));
-            } else if b.is_finalized() {
-                if let Some(e) = b.lookup(s.r) {
-                    if e.maxt >= mint && e.mint <= maxt {
-                        chunks.extend(
-                            b.chain(e.last, mint, maxt)
-                                .into_iter()
-                                .map(ChunkSrc::Mapped),
-                        );
-                    }
-                }
+            } else if b.is_finalized()
+                && let Some(e) = b.lookup(s.r)
+                && e.maxt >= mint
+                && e.mint <= maxt
+            {
+                chunks.extend(
+                    b.chain(e.last, mint, maxt)
+                        .into_iter()
+                        .map(ChunkSrc::Mapped),
+                );
             }
         }
         if let Some(o) = open {

@@ -83,11 +83,11 @@ impl Symbols {
             return;
         };
         slot.1 = slot.1.saturating_sub(1);
-        if slot.1 == 0 {
-            if let Some(s) = slot.0.take() {
-                self.map.remove(&s);
-                self.free.push(id);
-            }
+        if slot.1 == 0
+            && let Some(s) = slot.0.take()
+        {
+            self.map.remove(&s);
+            self.free.push(id);
         }
     }
 
@@ -261,10 +261,10 @@ impl Index {
 
     /// Adds a created series to the lookup table and postings.
     pub fn insert(&mut self, hash: u64, s: &Arc<MemSeries>) {
-        if self.by_hash.contains_key(&hash) {
-            self.collisions.entry(hash).or_default().push(s.clone());
+        if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(hash) {
+            e.insert(s.clone());
         } else {
-            self.by_hash.insert(hash, s.clone());
+            self.collisions.entry(hash).or_default().push(s.clone());
         }
         for p in s.labels.chunks_exact(2) {
             let list = self
@@ -589,7 +589,7 @@ mod tests {
 
         let syms_before = read(&h.index).symbols.len();
         sb.last_t.store(REMOVED, Ordering::Release);
-        h.remove(&[sb.clone()]);
+        h.remove(std::slice::from_ref(&sb));
         assert!(h.get(sb.r).is_none());
         assert_eq!(h.len(), 1);
         assert_eq!(h.all_label_names(), vec!["__name__", "job"]);
