@@ -299,6 +299,8 @@ impl DiskStorage {
         let rp = Replay {
             chains,
             aliases: FxHashMap::default(),
+            workers: Vec::new(),
+            bufs: Vec::new(),
             scratch: Vec::new(),
             skipped: 0,
             unknown: 0,
@@ -340,10 +342,129 @@ impl DiskStorage {
                     "WAL checkpoint corrupt: series after this offset are lost; continuing with the segments");
             }
         }
+        // Segments are decoded here and applied by workers, each owning
+        // the series whose reference maps to it, so per-series order is the
+        // WAL's order.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let res = std::thread::scope(|sc| {
+            let mut handles = Vec::new();
+            for _ in 0..workers {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+                rp.workers.push(tx);
+                rp.bufs.push(Vec::new());
+                handles.push(sc.spawn(move || self.replay_worker(rx)));
+            }
+            let res = self.replay_segments(segments, &mut rp);
+            for (i, b) in rp.bufs.iter_mut().enumerate() {
+                if !b.is_empty() {
+                    let _ = rp.workers[i].send(std::mem::take(b));
+                }
+            }
+            rp.workers.clear();
+            let mut first_err = res.err();
+            for h in handles {
+                match h.join() {
+                    Ok(w) => {
+                        rp.unknown += w.unknown;
+                        rp.skipped += w.skipped;
+                        if let Some(e) = w.err {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                    Err(_) => {
+                        first_err.get_or_insert(StorageError::Other(
+                            "WAL replay worker panicked: this is a bug; the WAL is unchanged"
+                                .into(),
+                        ));
+                    }
+                }
+            }
+            match first_err {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        });
+        res?;
+        if rp.unknown > 0 {
+            tracing::warn!(
+                samples = rp.unknown,
+                "WAL samples for series without a series record were dropped"
+            );
+        }
+        let wal_bytes = dir_size(&wal_dir);
+        db.wal.bytes.store(wal_bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn replay_worker(&self, rx: std::sync::mpsc::Receiver<Batch>) -> WorkerResult {
+        let mut w = WorkerState {
+            out: WorkerResult::default(),
+            scratch: Vec::new(),
+            mint: i64::MAX,
+            maxt: i64::MIN,
+        };
+        // References are dense and each worker sees them in scrape order,
+        // so a plain vector indexed by reference replaces the hashed series
+        // table (whose random probes dominated replay time).
+        let mut dense: Vec<Option<Arc<MemSeries>>> = Vec::new();
+        for batch in rx {
+            for (r, t, v) in batch {
+                let i = r as usize;
+                if i >= dense.len() && i <= DENSE_LIMIT {
+                    dense.resize(i + 1 + i / 2, None);
+                }
+                let s = match dense.get_mut(i) {
+                    Some(slot) => {
+                        if slot.is_none() {
+                            *slot = self.head.get(r);
+                        }
+                        slot.clone()
+                    }
+                    // Not dense after all: ask the table.
+                    None => self.head.get(r),
+                };
+                match s {
+                    Some(s) => self.replay_apply(&s, t, v, &mut w),
+                    None => w.out.unknown += 1,
+                }
+            }
+        }
+        if w.mint <= w.maxt {
+            self.note_time(w.mint, w.maxt);
+        }
+        w.out
+    }
+
+    fn replay_apply(&self, s: &MemSeries, t: Timestamp, v: u64, w: &mut WorkerState) {
+        // Most of a long WAL is already in chunk files; skipping those
+        // samples without the mutex saves most of the replay time. Only this
+        // worker writes this series, so the check is exact.
+        if t <= s.last_t.load(Ordering::Relaxed) {
+            w.out.skipped += 1;
+            return;
+        }
+        let mut inner = lock(&s.inner);
+        match self.apply(s, &mut inner, t, f64::from_bits(v), &mut w.scratch) {
+            Ok(Applied::Appended) => {
+                w.mint = w.mint.min(t);
+                w.maxt = w.maxt.max(t);
+            }
+            Ok(_) => w.out.skipped += 1,
+            Err(e) => {
+                w.out.err.get_or_insert(e);
+            }
+        }
+    }
+
+    fn replay_segments(&self, segments: &[u32], rp: &mut Replay) -> Result<(), StorageError> {
+        let db = self;
+        let wal_dir = db.wal.dir().to_path_buf();
         let last_idx = segments.len().saturating_sub(1);
         for (i, seg) in segments.iter().enumerate() {
             let path = wal::segment_path(&wal_dir, *seg);
-            match db.replay_file(&path, i == last_idx, &mut rp)? {
+            match db.replay_file(&path, i == last_idx, rp)? {
                 ReadEnd::Clean => {}
                 ReadEnd::Torn { offset } => {
                     tracing::warn!(segment = %path.display(), offset,
@@ -366,14 +487,6 @@ impl DiskStorage {
                 }
             }
         }
-        if rp.unknown > 0 {
-            tracing::warn!(
-                samples = rp.unknown,
-                "WAL samples for series without a series record were dropped"
-            );
-        }
-        let wal_bytes = dir_size(&wal_dir);
-        db.wal.bytes.store(wal_bytes, Ordering::Relaxed);
         Ok(())
     }
 
@@ -441,6 +554,20 @@ impl DiskStorage {
                     let t = base_t.wrapping_add(r.varint().ok_or("sample timestamp")?);
                     let v = r.u64_le().ok_or("sample value")?;
                     let next = sref.wrapping_add(d as u64);
+                    if !rp.workers.is_empty() {
+                        sref = next;
+                        let canon = rp.aliases.get(&next).map_or(next, |s| s.r);
+                        let w = (canon % rp.workers.len() as u64) as usize;
+                        let buf = &mut rp.bufs[w];
+                        buf.push((canon, t, v));
+                        if buf.len() >= REPLAY_BATCH {
+                            let full = std::mem::take(buf);
+                            if rp.workers[w].send(full).is_err() {
+                                return Err("replay worker stopped".into());
+                            }
+                        }
+                        continue;
+                    }
                     if cur.is_none() || next != sref {
                         cur = self
                             .head
@@ -1047,8 +1174,34 @@ struct ChainSeen {
     maxt: Timestamp,
 }
 
+type Batch = Vec<(SeriesRef, Timestamp, u64)>;
+
+/// Samples handed to a replay worker at once.
+const REPLAY_BATCH: usize = 4096;
+
+/// Largest reference the replay workers index densely.
+const DENSE_LIMIT: usize = 1 << 28;
+
+struct WorkerState {
+    out: WorkerResult,
+    scratch: Vec<u8>,
+    mint: Timestamp,
+    maxt: Timestamp,
+}
+
+#[derive(Default)]
+struct WorkerResult {
+    unknown: u64,
+    skipped: u64,
+    err: Option<StorageError>,
+}
+
 struct Replay {
     chains: FxHashMap<SeriesRef, Vec<ChainSeen>>,
+    /// Senders to the replay workers; empty while replaying the checkpoint
+    /// (applied inline, it is small).
+    workers: Vec<std::sync::mpsc::SyncSender<Batch>>,
+    bufs: Vec<Batch>,
     aliases: FxHashMap<SeriesRef, Arc<MemSeries>>,
     scratch: Vec<u8>,
     skipped: u64,
