@@ -132,6 +132,10 @@ impl SeriesInner {
         match self.chains.iter_mut().find(|(b, _)| *b == block) {
             Some(e) => e.1 = pos,
             None => {
+                // Exact growth: a series usually has one or two open
+                // blocks, and `Vec`'s default of four entries would cost
+                // 32 bytes per series for nothing.
+                self.chains.reserve_exact(1);
                 self.chains.push((block, pos));
                 self.chains.sort_unstable_by_key(|(b, _)| *b);
             }
@@ -141,9 +145,7 @@ impl SeriesInner {
     pub fn take_chain(&mut self, block: Timestamp) -> Option<Pos> {
         let i = self.chains.iter().position(|(b, _)| *b == block)?;
         let (_, p) = self.chains.remove(i);
-        if self.chains.is_empty() {
-            self.chains = Vec::new();
-        }
+        self.chains.shrink_to_fit();
         Some(p)
     }
 }

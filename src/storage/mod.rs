@@ -3,8 +3,10 @@
 //!
 //! Writers see only [`Appender`] (through [`Storage::appender`]); readers see
 //! only [`Queryable`]. Both are traits because the engine behind them is
-//! replaceable: [`mem::MemStorage`] is the first, in-memory implementation;
-//! the compressed, durable engine slots in behind the same traits.
+//! replaceable: [`DiskStorage`] is the durable engine (head index, XOR
+//! chunks in memory-mapped block files, WAL with checkpoints, retention;
+//! see `disk.rs`), and [`mem::MemStorage`] is a plain in-memory engine kept
+//! for tests and as a differential oracle.
 //!
 //! Invariants every implementation keeps:
 //! - samples of a series are strictly increasing in time; an older sample is
