@@ -834,7 +834,7 @@ impl DiskStorage {
         let interval = i64::try_from(self.opts.checkpoint_interval.as_millis()).unwrap_or(i64::MAX);
         let last = *st.last_checkpoint.get_or_insert(now);
         if now.saturating_sub(last) >= interval {
-            report.checkpoint = Some(self.checkpoint()?);
+            report.checkpoint = Some(self.checkpoint_locked()?);
             st.last_checkpoint = Some(now);
         }
         self.wal.sync()?;
@@ -987,7 +987,16 @@ impl DiskStorage {
 
     /// Writes a checkpoint of every series and its open chunk, then deletes
     /// the WAL segments it replaces. Returns the last segment it covers.
+    /// [`DiskStorage::maintain`] does this on its own at
+    /// `checkpoint_interval`; calling it directly is for tests and tools.
     pub fn checkpoint(&self) -> Result<u32, StorageError> {
+        let _maint = lock(&self.maint);
+        self.checkpoint_locked()
+    }
+
+    /// [`DiskStorage::checkpoint`] with the maintenance lock held, so it
+    /// never overlaps finalization or garbage collection.
+    fn checkpoint_locked(&self) -> Result<u32, StorageError> {
         let last = {
             let _gate = write(&self.commit_gate);
             self.wal.rotate()?
