@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::{
-    AppendError, Appender, CommitStats, HeadStats, Queryable, Series, SeriesRef, Storage,
-    StorageError,
+    AppendError, Appender, CommitStats, HeadStats, NameCount, Queryable, Series, SeriesRef,
+    Storage, StorageError, TsdbHeadStats, TsdbStatus, top_n,
 };
 use crate::model::{Labels, MatchOp, Matcher, Sample, Timestamp};
 
@@ -321,6 +321,53 @@ impl Storage for MemStorage {
             duplicate_samples: self.duplicates.load(Ordering::Relaxed),
             min_time: min,
             max_time: max,
+            ..HeadStats::default()
+        }
+    }
+
+    fn tsdb_status(&self, limit: usize) -> TsdbStatus {
+        let st = self.stats();
+        let idx = read(&self.index);
+        let mut by_metric = Vec::new();
+        let mut value_counts = Vec::new();
+        let mut value_bytes = Vec::new();
+        let mut pairs = Vec::new();
+        let mut num_pairs = 0u64;
+        for (name, values) in &idx.postings {
+            for (value, ids) in values {
+                num_pairs += 1;
+                if name == crate::model::METRIC_NAME {
+                    by_metric.push(NameCount {
+                        name: value.clone(),
+                        value: ids.len() as u64,
+                    });
+                }
+                pairs.push(NameCount {
+                    name: format!("{name}={value}"),
+                    value: ids.len() as u64,
+                });
+            }
+            value_counts.push(NameCount {
+                name: name.clone(),
+                value: values.len() as u64,
+            });
+            value_bytes.push(NameCount {
+                name: name.clone(),
+                value: values.keys().map(|v| v.len() as u64).sum(),
+            });
+        }
+        TsdbStatus {
+            head_stats: TsdbHeadStats {
+                num_series: st.series,
+                num_label_pairs: num_pairs,
+                chunk_count: 0,
+                min_time: st.min_time,
+                max_time: st.max_time,
+            },
+            series_count_by_metric_name: top_n(by_metric, limit),
+            label_value_count_by_label_name: top_n(value_counts, limit),
+            memory_in_bytes_by_label_name: top_n(value_bytes, limit),
+            series_count_by_label_value_pair: top_n(pairs, limit),
         }
     }
 }

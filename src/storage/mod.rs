@@ -3,8 +3,10 @@
 //!
 //! Writers see only [`Appender`] (through [`Storage::appender`]); readers see
 //! only [`Queryable`]. Both are traits because the engine behind them is
-//! replaceable: [`mem::MemStorage`] is the first, in-memory implementation;
-//! the compressed, durable engine slots in behind the same traits.
+//! replaceable: [`DiskStorage`] is the durable engine (head index, XOR
+//! chunks in memory-mapped block files, WAL with checkpoints, retention;
+//! see `disk.rs`), and [`mem::MemStorage`] is a plain in-memory engine kept
+//! for tests and as a differential oracle.
 //!
 //! Invariants every implementation keeps:
 //! - samples of a series are strictly increasing in time; an older sample is
@@ -16,7 +18,16 @@
 //! - an appender's samples become visible atomically at `commit`, and none
 //!   of them at `rollback`.
 
+mod blocks;
+pub mod chunk;
+mod disk;
+mod encoding;
+mod head;
 pub mod mem;
+pub mod wal;
+
+pub use disk::{DiskStorage, MaintainReport, StorageOptions};
+pub use wal::WalSync;
 
 use crate::model::{Labels, Matcher, Sample, Timestamp};
 
@@ -47,6 +58,14 @@ pub enum StorageError {
     },
     #[error("query would select more than {limit} series; add label matchers to narrow it")]
     TooManySeries { limit: usize },
+    #[error("{path}: offset {offset}: {reason}")]
+    Corruption {
+        path: String,
+        offset: u64,
+        reason: String,
+    },
+    #[error("storage at {path} is closed: appends and commits after close are refused")]
+    Closed { path: String },
     #[error("{0}")]
     Other(String),
 }
@@ -128,7 +147,8 @@ pub trait Queryable: Send + Sync {
     ) -> Result<Vec<String>, StorageError>;
 }
 
-/// Head statistics for self-metrics and `/api/v1/status/tsdb`.
+/// Head statistics for self-metrics and `/api/v1/status/tsdb`. Engines
+/// fill what they have; the rest stays zero (see each field).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HeadStats {
     pub series: u64,
@@ -137,6 +157,71 @@ pub struct HeadStats {
     pub duplicate_samples: u64,
     pub min_time: Option<Timestamp>,
     pub max_time: Option<Timestamp>,
+    /// Samples older than the oldest writable block (already finalized);
+    /// answered with [`AppendError::OutOfOrder`] and counted here, not in
+    /// `out_of_order_samples`.
+    pub out_of_bounds_samples: u64,
+    pub series_created: u64,
+    pub series_removed: u64,
+    /// Chunks held by the head: open chunks plus closed chunks in blocks
+    /// not yet finalized.
+    pub head_chunks: u64,
+    /// Heap bytes of open chunks (as of the last maintenance pass).
+    pub open_chunk_bytes: u64,
+    /// Closed chunks on disk, their samples and their encoded bytes
+    /// (`closed_chunk_bytes / closed_chunk_samples` is bytes per sample).
+    pub closed_chunks: u64,
+    pub closed_chunk_samples: u64,
+    pub closed_chunk_bytes: u64,
+    pub blocks: u64,
+    /// Bytes of block files (chunk records and indexes).
+    pub block_bytes: u64,
+    pub wal_bytes: u64,
+    pub wal_fsyncs: u64,
+    pub wal_fsync_seconds_total: f64,
+    pub wal_fsync_seconds_max: f64,
+    /// Corruptions found in the WAL, checkpoints and chunk files since open.
+    pub corruptions: u64,
+    pub replay_seconds: f64,
+    pub checkpoints: u64,
+    pub blocks_deleted_by_retention: u64,
+}
+
+/// One row of a top-N table in [`TsdbStatus`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameCount {
+    pub name: String,
+    pub value: u64,
+}
+
+/// `headStats` of `/api/v1/status/tsdb`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TsdbHeadStats {
+    pub num_series: u64,
+    pub num_label_pairs: u64,
+    pub chunk_count: u64,
+    pub min_time: Option<Timestamp>,
+    pub max_time: Option<Timestamp>,
+}
+
+/// The data of Prometheus's `/api/v1/status/tsdb`; tables are sorted by
+/// value descending (then name) and cut to the requested limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TsdbStatus {
+    pub head_stats: TsdbHeadStats,
+    pub series_count_by_metric_name: Vec<NameCount>,
+    pub label_value_count_by_label_name: Vec<NameCount>,
+    /// Per label name, the summed length of its distinct values.
+    pub memory_in_bytes_by_label_name: Vec<NameCount>,
+    /// `name=value` pairs by number of series.
+    pub series_count_by_label_value_pair: Vec<NameCount>,
+}
+
+/// Sorts `rows` by value descending, then name, and keeps `limit`.
+pub fn top_n(mut rows: Vec<NameCount>, limit: usize) -> Vec<NameCount> {
+    rows.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| a.name.cmp(&b.name)));
+    rows.truncate(limit);
+    rows
 }
 
 /// A complete storage engine: writers and readers.
@@ -146,4 +231,8 @@ pub trait Storage: Queryable {
 
     /// Current head statistics.
     fn stats(&self) -> HeadStats;
+
+    /// Cardinality statistics for `/api/v1/status/tsdb`, tables cut to
+    /// `limit` rows.
+    fn tsdb_status(&self, limit: usize) -> TsdbStatus;
 }

@@ -9,4 +9,5 @@ mod cli;
 mod config;
 mod exposition;
 mod scrape_e2e;
+mod storage;
 mod support;

@@ -1,0 +1,605 @@
+//! The head's series index: interned label symbols, the series table
+//! sharded by reference, the label-set lookup and the inverted postings.
+//!
+//! Sits between the appenders (which find or create series here) and the
+//! readers (which resolve matchers here). It owns series identity and
+//! labels; the per-series sample state lives in [`MemSeries::inner`] and
+//! is driven by `disk.rs`. It does no I/O.
+//!
+//! Locking: looking a series up by reference (the scrape hot path) takes
+//! only the read lock of one of [`SHARDS`] shards, never the index lock.
+//! The index (symbols, label-set lookup, postings) sits under one `RwLock`
+//! that is taken for writing only when a series is created or removed.
+
+use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use rustc_hash::{FxHashMap, FxHasher};
+
+use super::SeriesRef;
+use super::blocks::Pos;
+use super::chunk::ChunkEncoder;
+use crate::model::{Label, Labels, MatchOp, Matcher, Timestamp};
+
+/// Number of series-table shards. A power of two; enough that scrape loops
+/// on different cores rarely share one.
+pub const SHARDS: usize = 256;
+
+/// `last_t` of a series removed from the index: appenders that still hold
+/// it answer `UnknownRef`, and commits drop its samples.
+pub const REMOVED: Timestamp = i64::MAX;
+
+/// No sample yet.
+pub const NO_SAMPLE: Timestamp = i64::MIN;
+
+pub type Sym = u32;
+
+pub fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    // A poisoned lock means a panic while holding it; every update here is
+    // completed before anything can panic, so the data is consistent.
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+pub fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+pub fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Interned strings with reference counts, so names and values shared by
+/// many series are stored once and freed when the last series goes.
+#[derive(Default)]
+pub struct Symbols {
+    map: FxHashMap<Arc<str>, Sym>,
+    strs: Vec<(Option<Arc<str>>, u32)>,
+    free: Vec<Sym>,
+}
+
+impl Symbols {
+    pub fn intern(&mut self, s: &str) -> Sym {
+        if let Some(&id) = self.map.get(s) {
+            self.strs[id as usize].1 += 1;
+            return id;
+        }
+        let a: Arc<str> = Arc::from(s);
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.strs[id as usize] = (Some(a.clone()), 1);
+                id
+            }
+            None => {
+                self.strs.push((Some(a.clone()), 1));
+                (self.strs.len() - 1) as Sym
+            }
+        };
+        self.map.insert(a, id);
+        id
+    }
+
+    pub fn release(&mut self, id: Sym) {
+        let Some(slot) = self.strs.get_mut(id as usize) else {
+            return;
+        };
+        slot.1 = slot.1.saturating_sub(1);
+        if slot.1 == 0
+            && let Some(s) = slot.0.take()
+        {
+            self.map.remove(&s);
+            self.free.push(id);
+        }
+    }
+
+    pub fn get(&self, id: Sym) -> &str {
+        self.strs
+            .get(id as usize)
+            .and_then(|(s, _)| s.as_deref())
+            .unwrap_or("")
+    }
+
+    pub fn lookup(&self, s: &str) -> Option<Sym> {
+        self.map.get(s).copied()
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// The sample state of one series, under the series mutex.
+pub struct SeriesInner {
+    /// The open chunk; empty right after a cut.
+    pub open: ChunkEncoder,
+    /// Raw bits of the newest committed value (the duplicate check needs it
+    /// after the open chunk was cut).
+    pub last_v: u64,
+    /// Newest chunk position per open block (block start, position), in
+    /// block order. Finalized blocks keep these in their index instead.
+    pub chains: Vec<(Timestamp, Pos)>,
+}
+
+impl SeriesInner {
+    pub fn chain(&self, block: Timestamp) -> Option<Pos> {
+        self.chains
+            .iter()
+            .find(|(b, _)| *b == block)
+            .map(|(_, p)| *p)
+    }
+
+    pub fn set_chain(&mut self, block: Timestamp, pos: Pos) {
+        match self.chains.iter_mut().find(|(b, _)| *b == block) {
+            Some(e) => e.1 = pos,
+            None => {
+                // Exact growth: a series usually has one or two open
+                // blocks, and `Vec`'s default of four entries would cost
+                // 32 bytes per series for nothing.
+                self.chains.reserve_exact(1);
+                self.chains.push((block, pos));
+                self.chains.sort_unstable_by_key(|(b, _)| *b);
+            }
+        }
+    }
+
+    pub fn take_chain(&mut self, block: Timestamp) -> Option<Pos> {
+        let i = self.chains.iter().position(|(b, _)| *b == block)?;
+        let (_, p) = self.chains.remove(i);
+        self.chains.shrink_to_fit();
+        Some(p)
+    }
+}
+
+/// One series in the head.
+pub struct MemSeries {
+    pub r: SeriesRef,
+    /// Interned `[name, value, name, value, ...]`, sorted by name.
+    pub labels: Box<[Sym]>,
+    /// Newest committed timestamp ([`NO_SAMPLE`], [`REMOVED`]), readable
+    /// without the mutex so the append-time order check takes no lock.
+    pub last_t: AtomicI64,
+    /// `appender id << 32 | index in its pending list` of the newest
+    /// uncommitted sample, so a second sample for the same series in one
+    /// batch is checked against the first without any map lookup.
+    pub pend: AtomicU64,
+    pub pend_t: AtomicI64,
+    pub inner: Mutex<SeriesInner>,
+}
+
+impl MemSeries {
+    pub fn new(r: SeriesRef, labels: Box<[Sym]>) -> Self {
+        MemSeries {
+            r,
+            labels,
+            last_t: AtomicI64::new(NO_SAMPLE),
+            pend: AtomicU64::new(u64::MAX),
+            pend_t: AtomicI64::new(NO_SAMPLE),
+            inner: Mutex::new(SeriesInner {
+                open: ChunkEncoder::new(),
+                last_v: 0,
+                chains: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.last_t.load(Ordering::Acquire) == REMOVED
+    }
+
+    /// The label value of symbol `name`, if the series has it.
+    fn value_of(&self, name: Sym) -> Option<Sym> {
+        self.labels
+            .chunks_exact(2)
+            .find(|p| p[0] == name)
+            .map(|p| p[1])
+    }
+}
+
+/// Hash of a label set for the lookup table (in-memory only, so any fast
+/// hash does; collisions are resolved by comparing labels).
+pub fn labels_hash(labels: &Labels) -> u64 {
+    let mut h = FxHasher::default();
+    for l in labels {
+        l.name.hash(&mut h);
+        l.value.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Symbols, label-set lookup and postings.
+#[derive(Default)]
+pub struct Index {
+    pub symbols: Symbols,
+    by_hash: FxHashMap<u64, Arc<MemSeries>>,
+    collisions: FxHashMap<u64, Vec<Arc<MemSeries>>>,
+    /// name -> value -> ascending series refs.
+    pub postings: FxHashMap<Sym, FxHashMap<Sym, Vec<SeriesRef>>>,
+    pub series: usize,
+}
+
+impl Index {
+    fn same_labels(&self, s: &MemSeries, labels: &Labels) -> bool {
+        s.labels.len() == labels.len() * 2
+            && s.labels
+                .chunks_exact(2)
+                .zip(labels)
+                .all(|(p, l)| self.symbols.get(p[0]) == l.name && self.symbols.get(p[1]) == l.value)
+    }
+
+    pub fn find(&self, hash: u64, labels: &Labels) -> Option<Arc<MemSeries>> {
+        if let Some(s) = self.by_hash.get(&hash) {
+            if self.same_labels(s, labels) {
+                return Some(s.clone());
+            }
+            return self
+                .collisions
+                .get(&hash)?
+                .iter()
+                .find(|s| self.same_labels(s, labels))
+                .cloned();
+        }
+        None
+    }
+
+    pub fn labels_of(&self, s: &MemSeries) -> Labels {
+        // Stored labels are already sorted, unique and non-empty.
+        Labels::from_vec(
+            s.labels
+                .chunks_exact(2)
+                .map(|p| Label::new(self.symbols.get(p[0]), self.symbols.get(p[1])))
+                .collect(),
+        )
+    }
+
+    /// Interns `labels` for a new series.
+    pub fn intern(&mut self, labels: &Labels) -> Box<[Sym]> {
+        let mut syms = Vec::with_capacity(labels.len() * 2);
+        for l in labels {
+            syms.push(self.symbols.intern(&l.name));
+            syms.push(self.symbols.intern(&l.value));
+        }
+        syms.into_boxed_slice()
+    }
+
+    /// Adds a created series to the lookup table and postings.
+    pub fn insert(&mut self, hash: u64, s: &Arc<MemSeries>) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(hash) {
+            e.insert(s.clone());
+        } else {
+            self.collisions.entry(hash).or_default().push(s.clone());
+        }
+        for p in s.labels.chunks_exact(2) {
+            let list = self
+                .postings
+                .entry(p[0])
+                .or_default()
+                .entry(p[1])
+                .or_default();
+            // References are allocated in increasing order, so this is a
+            // push except during replay of an unsorted checkpoint.
+            match list.last() {
+                Some(&last) if last > s.r => {
+                    let at = list.partition_point(|&x| x < s.r);
+                    list.insert(at, s.r);
+                }
+                _ => list.push(s.r),
+            }
+        }
+        self.series += 1;
+    }
+
+    /// Removes a series from lookup, postings and symbols.
+    pub fn remove(&mut self, hash: u64, s: &MemSeries) {
+        let primary = self.by_hash.get(&hash).is_some_and(|p| p.r == s.r);
+        if primary {
+            self.by_hash.remove(&hash);
+            if let Some(list) = self.collisions.get_mut(&hash) {
+                if let Some(next) = list.pop() {
+                    self.by_hash.insert(hash, next);
+                }
+                if list.is_empty() {
+                    self.collisions.remove(&hash);
+                }
+            }
+        } else if let Some(list) = self.collisions.get_mut(&hash) {
+            list.retain(|x| x.r != s.r);
+            if list.is_empty() {
+                self.collisions.remove(&hash);
+            }
+        }
+        for p in s.labels.chunks_exact(2) {
+            if let Some(values) = self.postings.get_mut(&p[0]) {
+                if let Some(list) = values.get_mut(&p[1]) {
+                    if let Ok(i) = list.binary_search(&s.r) {
+                        list.remove(i);
+                    }
+                    if list.is_empty() {
+                        values.remove(&p[1]);
+                    }
+                }
+                if values.is_empty() {
+                    self.postings.remove(&p[0]);
+                }
+            }
+            self.symbols.release(p[0]);
+            self.symbols.release(p[1]);
+        }
+        self.series = self.series.saturating_sub(1);
+    }
+
+    /// Refs whose value for `name` satisfies `m`, via postings. Only for
+    /// matchers that do not match the empty string, which therefore select
+    /// only series that have the label.
+    fn postings_for(&self, m: &Matcher) -> Vec<SeriesRef> {
+        let Some(name) = self.symbols.lookup(&m.name) else {
+            return Vec::new();
+        };
+        let Some(values) = self.postings.get(&name) else {
+            return Vec::new();
+        };
+        if m.op == MatchOp::Equal {
+            return self
+                .symbols
+                .lookup(&m.value)
+                .and_then(|v| values.get(&v))
+                .cloned()
+                .unwrap_or_default();
+        }
+        let lists: Vec<&Vec<SeriesRef>> = values
+            .iter()
+            .filter(|(v, _)| m.matches(self.symbols.get(**v)))
+            .map(|(_, l)| l)
+            .collect();
+        merge(&lists)
+    }
+
+    /// Whether `s` satisfies `m`, comparing symbols where possible.
+    fn matches(&self, s: &MemSeries, m: &Matcher) -> bool {
+        let v = self
+            .symbols
+            .lookup(&m.name)
+            .and_then(|n| s.value_of(n))
+            .map_or("", |v| self.symbols.get(v));
+        m.matches(v)
+    }
+}
+
+/// Union of sorted lists.
+fn merge(lists: &[&Vec<SeriesRef>]) -> Vec<SeriesRef> {
+    match lists {
+        [] => Vec::new(),
+        [one] => (*one).clone(),
+        _ => {
+            let mut out: Vec<SeriesRef> = lists.iter().flat_map(|l| l.iter().copied()).collect();
+            out.sort_unstable();
+            out.dedup();
+            out
+        }
+    }
+}
+
+/// Intersection of sorted lists.
+fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+type Shard = RwLock<FxHashMap<SeriesRef, Arc<MemSeries>>>;
+
+/// The series table and index.
+pub struct Head {
+    shards: Box<[Shard]>,
+    pub index: RwLock<Index>,
+    pub next_ref: AtomicU64,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            index: RwLock::default(),
+            next_ref: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Head {
+    fn shard(&self, r: SeriesRef) -> &Shard {
+        &self.shards[(r as usize) & (SHARDS - 1)]
+    }
+
+    /// The series with reference `r`: the append hot path.
+    #[inline]
+    pub fn get(&self, r: SeriesRef) -> Option<Arc<MemSeries>> {
+        read(self.shard(r)).get(&r).cloned()
+    }
+
+    /// Finds the series with these labels or creates it with the next
+    /// reference (or with `want` during replay). `on_create` runs under the
+    /// index write lock, so whatever it logs precedes any use of the series.
+    pub fn get_or_create(
+        &self,
+        labels: &Labels,
+        want: Option<SeriesRef>,
+        on_create: impl FnOnce(&MemSeries),
+    ) -> (Arc<MemSeries>, bool) {
+        let hash = labels_hash(labels);
+        if let Some(s) = read(&self.index).find(hash, labels) {
+            return (s, false);
+        }
+        let mut idx = write(&self.index);
+        if let Some(s) = idx.find(hash, labels) {
+            return (s, false);
+        }
+        let r = match want {
+            Some(r) => {
+                self.next_ref.fetch_max(r + 1, Ordering::Relaxed);
+                r
+            }
+            None => self.next_ref.fetch_add(1, Ordering::Relaxed),
+        };
+        let syms = idx.intern(labels);
+        let s = Arc::new(MemSeries::new(r, syms));
+        idx.insert(hash, &s);
+        write(self.shard(r)).insert(r, s.clone());
+        on_create(&s);
+        (s, true)
+    }
+
+    /// Removes series from every structure. Callers mark them
+    /// [`REMOVED`] first.
+    pub fn remove(&self, gone: &[Arc<MemSeries>]) {
+        if gone.is_empty() {
+            return;
+        }
+        let mut idx = write(&self.index);
+        for s in gone {
+            let labels = idx.labels_of(s);
+            idx.remove(labels_hash(&labels), s);
+            write(self.shard(s.r)).remove(&s.r);
+        }
+        for sh in self.shards.iter() {
+            let mut m = write(sh);
+            if m.capacity() > 64 && m.len() < m.capacity() / 4 {
+                m.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Every series, in no particular order.
+    pub fn all(&self) -> Vec<Arc<MemSeries>> {
+        let mut out = Vec::new();
+        for sh in self.shards.iter() {
+            out.extend(read(sh).values().cloned());
+        }
+        out
+    }
+
+    /// Calls `f` for every series, one shard lock at a time.
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<MemSeries>)) {
+        for sh in self.shards.iter() {
+            let list: Vec<Arc<MemSeries>> = read(sh).values().cloned().collect();
+            for s in &list {
+                f(s);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        read(&self.index).series
+    }
+
+    /// Series matching every matcher, with their labels, sorted by labels.
+    pub fn select(&self, matchers: &[Matcher]) -> Vec<(Arc<MemSeries>, Labels)> {
+        let idx = read(&self.index);
+        let mut candidates: Option<Vec<SeriesRef>> = None;
+        // Matchers that cannot match the empty string narrow through
+        // postings (regexes run over one label's values, not over series);
+        // the others (`a!="x"`, `a=~".*"`, `a=""`) are checked per series.
+        let mut narrowing: Vec<&Matcher> = matchers.iter().filter(|m| !m.matches_empty()).collect();
+        // Cheapest first: equality lists are direct lookups.
+        narrowing.sort_by_key(|m| m.op != MatchOp::Equal);
+        for m in narrowing {
+            let ids = idx.postings_for(m);
+            candidates = Some(match candidates {
+                None => ids,
+                Some(c) => intersect(&c, &ids),
+            });
+            if candidates.as_ref().is_some_and(Vec::is_empty) {
+                return Vec::new();
+            }
+        }
+        let series: Vec<Arc<MemSeries>> = match candidates {
+            Some(ids) => ids.into_iter().filter_map(|r| self.get(r)).collect(),
+            None => self.all(),
+        };
+        let rest: Vec<&Matcher> = matchers.iter().filter(|m| m.matches_empty()).collect();
+        let mut out: Vec<(Arc<MemSeries>, Labels)> = series
+            .into_iter()
+            .filter(|s| rest.iter().all(|m| idx.matches(s, m)))
+            .map(|s| {
+                let l = idx.labels_of(&s);
+                (s, l)
+            })
+            .collect();
+        drop(idx);
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        out
+    }
+
+    /// Label names present in the index (every series, no time bounds).
+    pub fn all_label_names(&self) -> Vec<String> {
+        let idx = read(&self.index);
+        let names: BTreeSet<&str> = idx.postings.keys().map(|n| idx.symbols.get(*n)).collect();
+        names.into_iter().map(str::to_string).collect()
+    }
+
+    /// Values of `name` in the index (every series, no time bounds).
+    pub fn all_label_values(&self, name: &str) -> Vec<String> {
+        let idx = read(&self.index);
+        let Some(values) = idx.symbols.lookup(name).and_then(|n| idx.postings.get(&n)) else {
+            return Vec::new();
+        };
+        let set: BTreeSet<&str> = values.keys().map(|v| idx.symbols.get(*v)).collect();
+        set.into_iter().map(str::to_string).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lbl(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn create_find_select_remove() {
+        let h = Head::default();
+        let a = lbl(&[("__name__", "up"), ("job", "a")]);
+        let b = lbl(&[("__name__", "up"), ("job", "b"), ("x", "1")]);
+        let (sa, created) = h.get_or_create(&a, None, |_| {});
+        assert!(created);
+        let (sa2, created) = h.get_or_create(&a, None, |_| panic!("exists"));
+        assert!(!created && Arc::ptr_eq(&sa, &sa2));
+        let (sb, _) = h.get_or_create(&b, None, |_| {});
+        assert!(h.get(sa.r).is_some());
+
+        let re = Matcher::new(MatchOp::Regex, "job", "a|b").unwrap();
+        assert_eq!(h.select(&[re]).len(), 2);
+        let ne = Matcher::new(MatchOp::NotEqual, "job", "a").unwrap();
+        let got = h.select(&[Matcher::equal("__name__", "up"), ne]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, b);
+        // A missing label matches the empty string.
+        assert_eq!(h.select(&[Matcher::equal("x", "")]).len(), 1);
+        let nre = Matcher::new(MatchOp::NotRegex, "x", "1").unwrap();
+        assert_eq!(h.select(&[nre])[0].1, a);
+        assert!(h.select(&[Matcher::equal("job", "zzz")]).is_empty());
+
+        let syms_before = read(&h.index).symbols.len();
+        sb.last_t.store(REMOVED, Ordering::Release);
+        h.remove(std::slice::from_ref(&sb));
+        assert!(h.get(sb.r).is_none());
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.all_label_names(), vec!["__name__", "job"]);
+        assert_eq!(h.all_label_values("job"), vec!["a"]);
+        // "b", "x" and "1" are gone; shared symbols stay.
+        assert_eq!(read(&h.index).symbols.len(), syms_before - 3);
+        // Re-creating gets a new reference.
+        let (sb2, created) = h.get_or_create(&b, None, |_| {});
+        assert!(created && sb2.r != sb.r);
+    }
+}
