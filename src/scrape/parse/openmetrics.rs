@@ -167,6 +167,8 @@ pub(super) struct OmState {
     /// `# EOF` was read; nothing may follow.
     pub(super) eof: bool,
     exemplar_spans: Vec<LabelSpan>,
+    /// Scratch for the duplicate-label check of large label sets.
+    order: Vec<usize>,
 }
 
 /// The parts of a sample line the semantic checks need.
@@ -487,7 +489,7 @@ impl OmState {
         spans.clear();
         let res = (|| {
             let mut j = labels(l, i + 3, None, &mut spans)?;
-            if let Some(k) = lex::find_duplicate(l, &spans) {
+            if let Some(k) = lex::find_duplicate(l, &spans, &mut self.order) {
                 return Err(LineError::new(
                     spans[k].name.begin(),
                     format!(
@@ -546,7 +548,7 @@ impl OmState {
         p: &Parsed,
     ) -> Result<bool, LineError> {
         let at = name_tok.begin();
-        if let Some(k) = lex::find_duplicate(l, spans) {
+        if let Some(k) = lex::find_duplicate(l, spans, &mut self.order) {
             return Err(LineError::new(
                 spans[k].name.begin(),
                 format!(

@@ -71,6 +71,8 @@ pub(super) struct TextState<'a> {
     recent: [(&'a [u8], usize); RECENT],
     /// Next slot of `recent` to overwrite.
     recent_next: usize,
+    /// Scratch for the duplicate-label check of large label sets.
+    order: Vec<usize>,
 }
 
 const RECENT: usize = 4;
@@ -83,6 +85,7 @@ impl Default for TextState<'_> {
             // An empty name never matches: every sample has a name.
             recent: [(&[], 0); RECENT],
             recent_next: 0,
+            order: Vec::new(),
         }
     }
 }
@@ -324,7 +327,7 @@ impl<'a> TextState<'a> {
         name: &NameTok,
         spans: &[LabelSpan],
     ) -> Result<(), LineError> {
-        if let Some(k) = lex::find_duplicate(l, spans) {
+        if let Some(k) = lex::find_duplicate(l, spans, &mut self.order) {
             return Err(LineError::new(
                 spans[k].name.begin(),
                 format!(
