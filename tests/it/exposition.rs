@@ -370,7 +370,19 @@ fn real_scrapes_yield_every_sample() {
         assert_eq!(a.series, b.series);
         assert!(a.value == b.value || (a.value.is_nan() && b.value.is_nan()));
     }
-    assert!(meta.iter().any(|o| o.name.contains(':')) || meta.iter().all(|o| !o.name.is_empty()));
+    assert_eq!(
+        (meta[0].series.as_str(), meta[0].value),
+        ("go_gc_cycles_automatic_gc_cycles_total", 190932.0)
+    );
+    let inf = meta
+        .iter()
+        .find(|o| o.series == "go_gc_heap_allocs_by_size_bytes_bucket{le=\"+Inf\"}")
+        .expect("+Inf bucket");
+    assert_eq!(inf.value, 4.4046288803e10);
+    assert_eq!(
+        meta.iter().filter(|o| o.name.ends_with("_bucket")).count(),
+        999
+    );
 }
 
 #[test]
