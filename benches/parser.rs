@@ -408,7 +408,7 @@ fn summary(text: &str, om: &str) {
     }
     let reference = bytes.len() as f64 / best[2].as_secs_f64();
     println!(
-        "{:<26} {:>11} {:>16} {:>20}",
+        "{:<32} {:>11} {:>16} {:>20}",
         "variant (interleaved, best of 7)", "MB/s", "samples/s", "x prometheus-parse"
     );
     for (k, (name, len, n, _)) in variants.iter().enumerate() {
