@@ -15,9 +15,11 @@
 //! parser with all OpenMetrics checks.
 //!
 //! Criterion reports MB/s (`Throughput::Bytes`). A short summary after the
-//! criterion run prints samples/s, the ratio against prometheus-parse, and
-//! the heap allocations one parse makes (counted by a wrapping allocator),
-//! which shows the no-allocation-per-sample property.
+//! criterion run times all variants again, interleaved round by round (so a
+//! machine whose load changes mid-run treats them alike), and prints MB/s,
+//! samples/s, the ratio against prometheus-parse, and the heap allocations
+//! one parse makes (counted by a wrapping allocator), which shows the
+//! no-allocation-per-sample property.
 //!
 //! Run: `cargo bench -j2 --bench parser`
 
@@ -334,22 +336,21 @@ fn bench(c: &mut Criterion, text: &str, om: &str) {
     g.finish();
 }
 
-/// Best of `runs` wall-clock timings.
-fn best_of(runs: usize, mut f: impl FnMut() -> usize) -> Duration {
-    (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            black_box(f());
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
+/// Name, input bytes, samples, and the run of one summary variant.
+type Variant<'a> = (&'static str, usize, usize, Box<dyn FnMut() -> usize + 'a>);
+
+/// Wall-clock time of one call.
+fn time(f: &mut dyn FnMut() -> usize) -> Duration {
+    let t = Instant::now();
+    black_box(f());
+    t.elapsed()
 }
 
 fn summary(text: &str, om: &str) {
     let bytes = text.as_bytes();
+    let om_bytes = om.as_bytes();
     let samples = watchpost_values(bytes, Format::PrometheusText);
-    let om_samples = watchpost_values(om.as_bytes(), Format::OpenMetrics);
+    let om_samples = watchpost_values(om_bytes, Format::OpenMetrics);
     let theirs = prometheus_parse(text);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     watchpost_values(bytes, Format::PrometheusText);
@@ -364,35 +365,59 @@ fn summary(text: &str, om: &str) {
         "openmetrics payload: {} bytes, {om_samples} samples handed out (_created and exemplars validated, not returned)",
         om.len()
     );
-    let text_rows = [
+    // Round-robin, best of the rounds: on a shared machine the load
+    // changes during a run, and interleaving gives every variant the same
+    // chances, so the ratios stay meaningful.
+    let mut variants: [Variant; 5] = [
         (
             "watchpost/values",
-            best_of(5, || watchpost_values(bytes, Format::PrometheusText)),
+            bytes.len(),
+            samples,
+            Box::new(|| watchpost_values(bytes, Format::PrometheusText)),
         ),
         (
             "watchpost/to_labels",
-            best_of(3, || watchpost_labels(bytes)),
+            bytes.len(),
+            samples,
+            Box::new(|| watchpost_labels(bytes)),
         ),
-        ("prometheus-parse", best_of(3, || prometheus_parse(text))),
-        ("memchr-newlines", best_of(5, || newlines(bytes))),
+        (
+            "prometheus-parse",
+            bytes.len(),
+            samples,
+            Box::new(|| prometheus_parse(text)),
+        ),
+        (
+            "memchr-newlines",
+            bytes.len(),
+            samples,
+            Box::new(|| newlines(bytes)),
+        ),
+        (
+            "watchpost/openmetrics",
+            om.len(),
+            om_samples,
+            Box::new(|| watchpost_values(om_bytes, Format::OpenMetrics)),
+        ),
     ];
-    let reference = bytes.len() as f64 / text_rows[2].1.as_secs_f64();
-    let om_time = best_of(5, || watchpost_values(om.as_bytes(), Format::OpenMetrics));
+    let mut best = [Duration::MAX; 5];
+    for _ in 0..7 {
+        for (k, v) in variants.iter_mut().enumerate() {
+            best[k] = best[k].min(time(&mut v.3));
+        }
+    }
+    let reference = bytes.len() as f64 / best[2].as_secs_f64();
     println!(
-        "{:<26} {:>11} {:>16} {:>20}",
-        "variant (best of 3-5 runs)", "MB/s", "samples/s", "x prometheus-parse"
+        "{:<32} {:>11} {:>16} {:>20}",
+        "variant (interleaved, best of 7)", "MB/s", "samples/s", "x prometheus-parse"
     );
-    let rows = text_rows
-        .iter()
-        .map(|&(name, d)| (name, d, bytes.len(), samples))
-        .chain([("watchpost/openmetrics", om_time, om.len(), om_samples)]);
-    for (name, d, len, n) in rows {
-        let s = d.as_secs_f64();
+    for (k, (name, len, n, _)) in variants.iter().enumerate() {
+        let s = best[k].as_secs_f64();
         println!(
-            "{name:<26} {:>11.1} {:>16.0} {:>20.1}",
-            len as f64 / 1e6 / s,
-            n as f64 / s,
-            len as f64 / s / reference
+            "{name:<32} {:>11.1} {:>16.0} {:>20.1}",
+            *len as f64 / 1e6 / s,
+            *n as f64 / s,
+            *len as f64 / s / reference
         );
     }
 }

@@ -241,10 +241,8 @@ fn exposition_conformance() {
         let f = failed.get(set).map_or(0, Vec::len);
         println!("{set}: {p} passed, {f} failed");
         for name in failed.get(set).into_iter().flatten() {
-            println!(
-                "  known failure {name}: {}",
-                known.get(name).map_or("", String::as_str)
-            );
+            let reason = known.get(name).map_or("NOT LISTED", String::as_str);
+            println!("  failed {name}: {reason}");
         }
     }
     assert!(
@@ -372,7 +370,19 @@ fn real_scrapes_yield_every_sample() {
         assert_eq!(a.series, b.series);
         assert!(a.value == b.value || (a.value.is_nan() && b.value.is_nan()));
     }
-    assert!(meta.iter().any(|o| o.name.contains(':')) || meta.iter().all(|o| !o.name.is_empty()));
+    assert_eq!(
+        (meta[0].series.as_str(), meta[0].value),
+        ("go_gc_cycles_automatic_gc_cycles_total", 190932.0)
+    );
+    let inf = meta
+        .iter()
+        .find(|o| o.series == "go_gc_heap_allocs_by_size_bytes_bucket{le=\"+Inf\"}")
+        .expect("+Inf bucket");
+    assert_eq!(inf.value, 4.4046288803e10);
+    assert_eq!(
+        meta.iter().filter(|o| o.name.ends_with("_bucket")).count(),
+        999
+    );
 }
 
 #[test]

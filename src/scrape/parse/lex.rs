@@ -379,10 +379,16 @@ fn word(b: &[u8]) -> u64 {
 
 /// Index of the first label whose name repeats an earlier one, if any.
 /// Up to 16 labels, pairs are compared by length and only equal lengths by
-/// content (the names of a real label set rarely share a length); beyond
-/// that the names are sorted, so a line with 100k labels stays
-/// O(n log n).
-pub(super) fn find_duplicate(l: &[u8], spans: &[LabelSpan]) -> Option<usize> {
+/// content (the names of a real label set rarely share a length). Larger
+/// sets are usually sorted already (client libraries sort them), which one
+/// linear pass confirms; otherwise the names are sorted through `order`, a
+/// reused buffer, so a line with 100k labels stays O(n log n) and a large
+/// label set does not allocate per sample.
+pub(super) fn find_duplicate(
+    l: &[u8],
+    spans: &[LabelSpan],
+    order: &mut Vec<usize>,
+) -> Option<usize> {
     let n = spans.len();
     if n < 2 {
         return None;
@@ -402,8 +408,12 @@ pub(super) fn find_duplicate(l: &[u8], spans: &[LabelSpan]) -> Option<usize> {
         }
         return None;
     }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| raw(a).cmp(raw(b)).then(a.cmp(&b)));
+    if (1..n).all(|k| raw(k - 1) < raw(k)) {
+        return None;
+    }
+    order.clear();
+    order.extend(0..n);
+    order.sort_unstable_by(|&a, &b| raw(a).cmp(raw(b)).then(a.cmp(&b)));
     order
         .windows(2)
         .filter(|w| raw(w[0]) == raw(w[1]))
@@ -567,16 +577,27 @@ mod tests {
     #[test]
     fn duplicates_found_in_every_regime() {
         let l = br#"a="1",b="2",c="3""#;
-        assert_eq!(find_duplicate(l, &spans(l)), None);
+        let order = &mut Vec::new();
+        assert_eq!(find_duplicate(l, &spans(l), order), None);
         let l = br#"c="1",b="2",c="3""#;
-        assert_eq!(find_duplicate(l, &spans(l)), Some(2));
+        assert_eq!(find_duplicate(l, &spans(l), order), Some(2));
         let mut big = String::new();
         for k in (0..1000).rev() {
             big.push_str(&format!("l{k}=\"v\","));
         }
         big.push_str("l500=\"x\"");
         let l = big.as_bytes();
-        assert_eq!(find_duplicate(l, &spans(l)), Some(1000));
+        assert_eq!(find_duplicate(l, &spans(l), order), Some(1000));
+        // Sorted large sets pass without sorting; a late duplicate is found.
+        let mut sorted = String::new();
+        for k in 0..40 {
+            sorted.push_str(&format!("l{k:02}=\"v\","));
+        }
+        let l = sorted.trim_end_matches(',').as_bytes();
+        assert_eq!(find_duplicate(l, &spans(l), order), None);
+        let with_dup = format!("{sorted}l39=\"w\"");
+        let l = with_dup.as_bytes();
+        assert_eq!(find_duplicate(l, &spans(l), order), Some(40));
     }
 
     /// The word-at-a-time scanners agree with byte-by-byte references at

@@ -86,7 +86,7 @@ impl LineError {
 }
 
 /// A sample line as indexes into its line.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct SampleLine {
     series: Range<usize>,
     name: NameTok,
@@ -108,6 +108,8 @@ pub struct Parser<'a> {
     format: Format,
     /// Label spans of the current line, reused so lines do not allocate.
     spans: Vec<LabelSpan>,
+    /// The current sample line, filled in place by the format parsers.
+    current: SampleLine,
     text: text::TextState<'a>,
     om: openmetrics::OmState,
     /// The error already returned: the parser stays failed.
@@ -123,6 +125,7 @@ impl<'a> Parser<'a> {
             line_no: 1,
             format,
             spans: Vec::new(),
+            current: SampleLine::default(),
             text: text::TextState::default(),
             om: openmetrics::OmState::default(),
             failed: None,
@@ -165,7 +168,7 @@ impl<'a> Parser<'a> {
             self.line_no += 1;
             let parsed = match self.format {
                 Format::PrometheusText => {
-                    let parsed = self.text.line(line, &mut self.spans);
+                    let parsed = self.text.line(line, &mut self.spans, &mut self.current);
                     if !terminated && parsed.is_ok() && lex::skip_blank(line, 0) < line.len() {
                         // Like the Go parser: blanks may trail the last
                         // newline, anything else means a cut-off body. A
@@ -188,11 +191,14 @@ impl<'a> Parser<'a> {
                             "content after \"# EOF\": it must be the last line".to_string(),
                         ));
                     }
-                    self.om.line(line, line_no, &mut self.spans)
+                    self.om
+                        .line(line, line_no, &mut self.spans, &mut self.current)
                 }
             };
             match parsed {
-                Ok(Some(s)) if !s.skip => return Ok(Some(ParsedSample::new(line, s))),
+                Ok(true) if !self.current.skip => {
+                    return Ok(Some(ParsedSample::new(line, &self.current)));
+                }
                 Ok(_) => {}
                 Err(e) => return Err(error_at(line, line_no, e.at, e.msg)),
             }
@@ -241,13 +247,13 @@ pub struct ParsedSample<'a> {
 }
 
 impl<'a> ParsedSample<'a> {
-    fn new(line: &'a [u8], s: SampleLine) -> Self {
+    fn new(line: &'a [u8], s: &SampleLine) -> Self {
         let base = s.series.start;
         let mut name = s.name;
         name.start -= base;
         name.end -= base;
         ParsedSample {
-            series: &line[s.series],
+            series: &line[s.series.clone()],
             value: s.value,
             timestamp_ms: s.timestamp_ms,
             name,

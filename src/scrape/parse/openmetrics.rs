@@ -167,6 +167,8 @@ pub(super) struct OmState {
     /// `# EOF` was read; nothing may follow.
     pub(super) eof: bool,
     exemplar_spans: Vec<LabelSpan>,
+    /// Scratch for the duplicate-label check of large label sets.
+    order: Vec<usize>,
 }
 
 /// The parts of a sample line the semantic checks need.
@@ -184,7 +186,8 @@ impl OmState {
         l: &[u8],
         line_no: usize,
         spans: &mut Vec<LabelSpan>,
-    ) -> Result<Option<SampleLine>, LineError> {
+        out: &mut SampleLine,
+    ) -> Result<bool, LineError> {
         match l.first() {
             None => Err(LineError::new(
                 0,
@@ -192,9 +195,12 @@ impl OmState {
             )),
             Some(b'#') => {
                 self.metadata(l)?;
-                Ok(None)
+                Ok(false)
             }
-            Some(_) => self.sample(l, line_no, spans).map(Some),
+            Some(_) => {
+                self.sample(l, line_no, spans, out)?;
+                Ok(true)
+            }
         }
     }
 
@@ -378,7 +384,8 @@ impl OmState {
         l: &[u8],
         line_no: usize,
         spans: &mut Vec<LabelSpan>,
-    ) -> Result<SampleLine, LineError> {
+        out: &mut SampleLine,
+    ) -> Result<(), LineError> {
         spans.clear();
         let mut name = None;
         let mut i = 0;
@@ -416,14 +423,15 @@ impl OmState {
         let series = if name_outside { 0 } else { braces.unwrap_or(0) }..i;
         let parsed = self.rest_of_sample(l, i)?;
         let skip = self.check(l, line_no, &name, spans, &parsed)?;
-        Ok(SampleLine {
+        *out = SampleLine {
             series,
             name,
             braces,
             value: parsed.value,
             timestamp_ms: parsed.ts.map(OmTimestamp::millis),
             skip,
-        })
+        };
+        Ok(())
     }
 
     /// Value, optional timestamp and optional exemplar, starting at the
@@ -487,7 +495,7 @@ impl OmState {
         spans.clear();
         let res = (|| {
             let mut j = labels(l, i + 3, None, &mut spans)?;
-            if let Some(k) = lex::find_duplicate(l, &spans) {
+            if let Some(k) = lex::find_duplicate(l, &spans, &mut self.order) {
                 return Err(LineError::new(
                     spans[k].name.begin(),
                     format!(
@@ -546,7 +554,7 @@ impl OmState {
         p: &Parsed,
     ) -> Result<bool, LineError> {
         let at = name_tok.begin();
-        if let Some(k) = lex::find_duplicate(l, spans) {
+        if let Some(k) = lex::find_duplicate(l, spans, &mut self.order) {
             return Err(LineError::new(
                 spans[k].name.begin(),
                 format!(

@@ -71,6 +71,8 @@ pub(super) struct TextState<'a> {
     recent: [(&'a [u8], usize); RECENT],
     /// Next slot of `recent` to overwrite.
     recent_next: usize,
+    /// Scratch for the duplicate-label check of large label sets.
+    order: Vec<usize>,
 }
 
 const RECENT: usize = 4;
@@ -83,26 +85,31 @@ impl Default for TextState<'_> {
             // An empty name never matches: every sample has a name.
             recent: [(&[], 0); RECENT],
             recent_next: 0,
+            order: Vec::new(),
         }
     }
 }
 
 impl<'a> TextState<'a> {
-    /// Parses one line. `Ok(Some)` for a sample, `Ok(None)` for a blank,
-    /// comment, HELP or TYPE line.
+    /// Parses one line. `Ok(true)` for a sample, written to `out`;
+    /// `Ok(false)` for a blank, comment, HELP or TYPE line.
     pub(super) fn line(
         &mut self,
         l: &'a [u8],
         spans: &mut Vec<LabelSpan>,
-    ) -> Result<Option<SampleLine>, LineError> {
+        out: &mut SampleLine,
+    ) -> Result<bool, LineError> {
         let i = skip_blank(l, 0);
         match l.get(i) {
-            None => Ok(None),
+            None => Ok(false),
             Some(b'#') => {
                 self.comment(l, i + 1)?;
-                Ok(None)
+                Ok(false)
             }
-            Some(_) => self.sample(l, i, spans).map(Some),
+            Some(_) => {
+                self.sample(l, i, spans, out)?;
+                Ok(true)
+            }
         }
     }
 
@@ -111,7 +118,8 @@ impl<'a> TextState<'a> {
         l: &'a [u8],
         start: usize,
         spans: &mut Vec<LabelSpan>,
-    ) -> Result<SampleLine, LineError> {
+        out: &mut SampleLine,
+    ) -> Result<(), LineError> {
         spans.clear();
         let mut i = start;
         let mut name = None;
@@ -205,14 +213,17 @@ impl<'a> TextState<'a> {
         }
 
         self.check_family(l, &name, spans)?;
-        Ok(SampleLine {
+        // Written in place: handing the struct back by value costs a
+        // copy per sample.
+        *out = SampleLine {
             series: if name_outside { name.begin() } else { start }..series_end,
             name,
             braces,
             value,
             timestamp_ms,
             skip: false,
-        })
+        };
+        Ok(())
     }
 
     /// Parses a label set whose `{` precedes `i`; returns the index after
@@ -324,7 +335,7 @@ impl<'a> TextState<'a> {
         name: &NameTok,
         spans: &[LabelSpan],
     ) -> Result<(), LineError> {
-        if let Some(k) = lex::find_duplicate(l, spans) {
+        if let Some(k) = lex::find_duplicate(l, spans, &mut self.order) {
             return Err(LineError::new(
                 spans[k].name.begin(),
                 format!(
