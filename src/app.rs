@@ -26,8 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, ApiState, Authenticator, ReloadFailed, ReloadRequest};
 use crate::config::{self, Config, ConfigError};
 use crate::scrape::manager::ScrapeManager;
-use crate::storage::Storage;
-use crate::storage::mem::MemStorage;
+use crate::storage::{DiskStorage, Storage, StorageOptions, WalSync};
 use crate::telemetry::Telemetry;
 
 /// The embedded default configuration (`config/watchpost.yml`), used when
@@ -46,7 +45,26 @@ pub struct Options {
     /// (true only when the user did not name a file).
     pub allow_embedded_default: bool,
     pub storage_path: PathBuf,
+    /// When the WAL reaches the disk (`--storage.wal-sync`).
+    pub wal_sync: WalSync,
+    /// Refuse to start on mid-WAL corruption instead of keeping what
+    /// precedes it (`--storage.refuse-on-corruption`).
+    pub refuse_on_corruption: bool,
     pub web_config_file: Option<PathBuf>,
+}
+
+impl Options {
+    /// Options for `config_file` with everything else at its default.
+    pub fn new(config_file: PathBuf, storage_path: PathBuf) -> Self {
+        Options {
+            config_file,
+            allow_embedded_default: false,
+            storage_path,
+            wal_sync: WalSync::default(),
+            refuse_on_corruption: false,
+            web_config_file: None,
+        }
+    }
 }
 
 /// Why watchpost could not start or reload.
@@ -58,6 +76,8 @@ pub enum AppError {
     Scrape(Vec<crate::scrape::manager::ScrapeSetupError>),
     #[error("web config: {0}")]
     WebConfig(String),
+    #[error("opening storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: String,
@@ -82,7 +102,7 @@ pub struct RunningApp {
     tracker: TaskTracker,
     reload_tx: mpsc::Sender<ReloadRequest>,
     scrape: Arc<ScrapeManager>,
-    storage: Arc<dyn Storage>,
+    storage: Arc<DiskStorage>,
     server: JoinHandle<()>,
     reloader: JoinHandle<()>,
 }
@@ -95,6 +115,11 @@ impl RunningApp {
 
     /// The storage, for tests that inspect what was written.
     pub fn storage(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
+    }
+
+    /// The durable engine itself, for tests of its maintenance.
+    pub fn disk_storage(&self) -> Arc<DiskStorage> {
         self.storage.clone()
     }
 
@@ -118,9 +143,16 @@ impl RunningApp {
         let _ = tokio::time::timeout(step, self.reloader).await;
         // 2. Stop scraping (no staleness markers: a restart continues).
         let _ = tokio::time::timeout(step, self.scrape.shutdown()).await;
-        // 3. Wait for every tracked task.
+        // 3. Wait for every tracked task (maintenance stops on cancel).
         self.tracker.close();
         let _ = tokio::time::timeout(step, self.tracker.wait()).await;
+        // 4. Checkpoint and sync the WAL.
+        let storage = self.storage.clone();
+        match tokio::task::spawn_blocking(move || storage.close()).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "closing storage failed"),
+            Err(e) => tracing::error!(error = %e, "closing storage panicked"),
+            Ok(Ok(())) => {}
+        }
     }
 }
 
@@ -141,8 +173,30 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
 
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
-    let storage: Arc<dyn Storage> = Arc::new(MemStorage::new());
+    let storage = {
+        let mut so = StorageOptions::new(&opts.storage_path);
+        so.retention_time = cfg.storage.retention_time;
+        so.retention_size = cfg.storage.retention_size;
+        so.wal_sync = opts.wal_sync;
+        so.refuse_on_corruption = opts.refuse_on_corruption;
+        let started = std::time::Instant::now();
+        let st = tokio::task::spawn_blocking(move || DiskStorage::open(so))
+            .await
+            .map_err(|e| {
+                crate::storage::StorageError::Other(format!("storage open task failed: {e}"))
+            })??;
+        let stats = st.stats();
+        tracing::info!(
+            path = %opts.storage_path.display(),
+            series = stats.series,
+            replay_seconds = stats.replay_seconds,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "storage opened"
+        );
+        Arc::new(st)
+    };
     let telemetry = Arc::new(Telemetry::new(storage.clone()));
+    tracker.spawn(storage_maintenance(storage.clone(), cancel.clone()));
     let scrape = Arc::new(ScrapeManager::new(
         storage.clone(),
         telemetry.scrape.clone(),
@@ -239,6 +293,42 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         server,
         reloader,
     })
+}
+
+/// Runs storage upkeep: WAL syncs at the configured period, and once a
+/// minute block finalization, retention and checkpoints.
+// The maintenance loop is a scheduler: it reads the clock for `maintain`.
+#[allow(clippy::disallowed_methods)]
+async fn storage_maintenance(storage: Arc<DiskStorage>, cancel: CancellationToken) {
+    let sync_every = storage.wal_sync_interval();
+    let mut maintain = tokio::time::interval(Duration::from_secs(60));
+    maintain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sync = tokio::time::interval(sync_every.unwrap_or(Duration::from_secs(3600)));
+    sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = maintain.tick() => {
+                let st = storage.clone();
+                let now = crate::model::timestamp_of(SystemTime::now());
+                match tokio::task::spawn_blocking(move || st.maintain(now)).await {
+                    Ok(Ok(r)) => {
+                        if !r.blocks_deleted.is_empty() || r.series_removed > 0 {
+                            tracing::info!(blocks_deleted = r.blocks_deleted.len(), series_removed = r.series_removed, "storage retention applied");
+                        }
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "storage maintenance failed"),
+                    Err(e) => tracing::error!(error = %e, "storage maintenance panicked"),
+                }
+            }
+            _ = sync.tick(), if sync_every.is_some() => {
+                let st = storage.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || st.sync_wal()).await {
+                    tracing::error!(error = %e, "wal sync failed");
+                }
+            }
+        }
+    }
 }
 
 /// Serves reload requests one at a time, all-or-nothing.

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use watchpost::app;
+use watchpost::storage::WalSync;
 use watchpost::telemetry::{LogFormat, LogLevel};
 
 const DEFAULT_CONFIG: &str = "config/watchpost.yml";
@@ -69,6 +70,16 @@ struct RunArgs {
         default_value = "./data"
     )]
     storage_path: PathBuf,
+    /// When written samples reach the disk: `always` (fsync every commit),
+    /// a period such as `1s` (fsync at most that much later; a crash of the
+    /// process alone loses nothing either way), or `never` (leave it to the
+    /// operating system).
+    #[arg(long = "storage.wal-sync", value_name = "POLICY", default_value = "1s", value_parser = parse_wal_sync)]
+    wal_sync: WalSync,
+    /// Refuse to start when the WAL is corrupt in the middle, instead of
+    /// keeping everything before the damage and starting.
+    #[arg(long = "storage.refuse-on-corruption")]
+    refuse_on_corruption: bool,
     /// Prometheus web config file: TLS and basic auth for the HTTP server.
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
@@ -124,6 +135,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .config_file
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
         storage_path: args.storage_path,
+        wal_sync: args.wal_sync,
+        refuse_on_corruption: args.refuse_on_corruption,
         web_config_file: args.web_config_file,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -137,6 +150,19 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         app::run(opts, listener, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+fn parse_wal_sync(s: &str) -> Result<WalSync, String> {
+    match s {
+        "always" => Ok(WalSync::Always),
+        "never" => Ok(WalSync::Never),
+        d => match watchpost::model::parse_duration(d) {
+            Ok(d) if !d.is_zero() => Ok(WalSync::Every(d)),
+            _ => Err(format!(
+                "{d:?} is not a WAL sync policy: use always, never, or a duration such as 1s"
+            )),
+        },
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

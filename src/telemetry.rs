@@ -179,34 +179,133 @@ impl std::fmt::Debug for dyn Storage {
 impl Collector for StorageCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let st = self.0.stats();
-        let g = ConstGauge::new(st.series as i64);
-        g.encode(enc.encode_descriptor(
-            "watchpost_storage_head_series",
-            "Series in the head.",
-            None,
-            g.metric_type(),
-        )?)?;
-        let c = ConstCounter::new(st.samples_appended);
-        c.encode(enc.encode_descriptor(
-            "watchpost_storage_head_samples_appended",
-            "Samples appended to the head.",
-            None,
-            c.metric_type(),
-        )?)?;
-        let c = ConstCounter::new(st.out_of_order_samples);
-        c.encode(enc.encode_descriptor(
-            "watchpost_storage_out_of_order_samples",
-            "Samples rejected because they were older than the newest sample of their series.",
-            None,
-            c.metric_type(),
-        )?)?;
-        let c = ConstCounter::new(st.duplicate_samples);
-        c.encode(enc.encode_descriptor(
-            "watchpost_storage_duplicate_samples",
-            "Samples rejected because their series already had a different value at that timestamp.",
-            None,
-            c.metric_type(),
-        )?)?;
+        let bytes_per_sample = if st.closed_chunk_samples > 0 {
+            st.closed_chunk_bytes as f64 / st.closed_chunk_samples as f64
+        } else {
+            0.0
+        };
+        let gauges: [(&str, &str, f64); 11] = [
+            (
+                "watchpost_storage_head_series",
+                "Series in the head.",
+                st.series as f64,
+            ),
+            (
+                "watchpost_storage_head_chunks",
+                "Chunks in the head: open chunks and closed chunks of blocks not yet finalized.",
+                st.head_chunks as f64,
+            ),
+            (
+                "watchpost_storage_open_chunk_bytes",
+                "Heap bytes of open chunks, as of the last maintenance pass.",
+                st.open_chunk_bytes as f64,
+            ),
+            (
+                "watchpost_storage_closed_chunks",
+                "Closed chunks on disk.",
+                st.closed_chunks as f64,
+            ),
+            (
+                "watchpost_storage_closed_chunk_bytes_per_sample",
+                "Encoded bytes per sample of closed chunks.",
+                bytes_per_sample,
+            ),
+            (
+                "watchpost_storage_blocks",
+                "Block directories on disk.",
+                st.blocks as f64,
+            ),
+            (
+                "watchpost_storage_block_bytes",
+                "Bytes of block files (chunk records and indexes).",
+                st.block_bytes as f64,
+            ),
+            (
+                "watchpost_storage_wal_bytes",
+                "Bytes of WAL segments and checkpoint.",
+                st.wal_bytes as f64,
+            ),
+            (
+                "watchpost_storage_wal_fsync_seconds_max",
+                "Longest WAL fsync since start.",
+                st.wal_fsync_seconds_max,
+            ),
+            (
+                "watchpost_storage_wal_replay_duration_seconds",
+                "Time the WAL replay took at start.",
+                st.replay_seconds,
+            ),
+            (
+                "watchpost_storage_head_max_time_seconds",
+                "Newest sample timestamp in storage.",
+                st.max_time.map_or(0.0, |t| t as f64 / 1000.0),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let g = ConstGauge::new(v);
+            g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        let counters: [(&str, &str, f64); 11] = [
+            (
+                "watchpost_storage_head_samples_appended",
+                "Samples appended to storage.",
+                st.samples_appended as f64,
+            ),
+            (
+                "watchpost_storage_out_of_order_samples",
+                "Samples rejected because they were older than the newest sample of their series.",
+                st.out_of_order_samples as f64,
+            ),
+            (
+                "watchpost_storage_duplicate_samples",
+                "Samples rejected because their series already had a different value at that timestamp.",
+                st.duplicate_samples as f64,
+            ),
+            (
+                "watchpost_storage_out_of_bounds_samples",
+                "Samples rejected because they fell into an already finalized block.",
+                st.out_of_bounds_samples as f64,
+            ),
+            (
+                "watchpost_storage_head_series_created",
+                "Series created.",
+                st.series_created as f64,
+            ),
+            (
+                "watchpost_storage_head_series_removed",
+                "Series removed because no samples were left.",
+                st.series_removed as f64,
+            ),
+            (
+                "watchpost_storage_wal_fsyncs",
+                "WAL fsync calls.",
+                st.wal_fsyncs as f64,
+            ),
+            (
+                "watchpost_storage_wal_fsync_seconds",
+                "Time spent in WAL fsync.",
+                st.wal_fsync_seconds_total,
+            ),
+            (
+                "watchpost_storage_corruptions",
+                "Corruptions found in the WAL, checkpoints and chunk files since start.",
+                st.corruptions as f64,
+            ),
+            (
+                "watchpost_storage_checkpoints",
+                "WAL checkpoints written.",
+                st.checkpoints as f64,
+            ),
+            (
+                "watchpost_storage_retention_blocks_deleted",
+                "Blocks deleted by time or size retention.",
+                st.blocks_deleted_by_retention as f64,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let c = ConstCounter::new(v);
+            c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
         Ok(())
     }
 }

@@ -70,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/label/{name}/values", get(prom::label_values))
         .route("/api/v1/status/config", get(prom::status_config))
         .route("/api/v1/status/buildinfo", get(prom::buildinfo))
+        .route("/api/v1/status/tsdb", get(prom::tsdb_status))
         .route("/api/v1/status/flags", get(prom::flags))
         .route("/api/v1/status/runtimeinfo", get(prom::runtimeinfo))
         .route("/metrics", get(metrics))
@@ -80,9 +81,7 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             auth::require_auth,
         ));
-    // /-/healthy answers without credentials so liveness probes need none,
-    // as Prometheus's exporter-toolkit does not exempt it but orchestrators
-    // expect it; the issue requires it.
+    // /-/healthy answers without credentials, so liveness probes need none.
     Router::new()
         .route("/-/healthy", get(healthy))
         .merge(api)

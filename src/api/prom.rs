@@ -443,6 +443,50 @@ pub async fn status_config(State(st): State<ApiState>) -> Response {
     success(json!({"yaml": st.current_config().redacted_yaml}))
 }
 
+pub async fn tsdb_status(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::from_query(q.as_deref());
+    let limit = match p.get("limit") {
+        None | Some("") => 10,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return ApiError::bad_data(format!(
+                    "invalid parameter \"limit\": {s:?} is not a positive number"
+                ))
+                .into_response();
+            }
+        },
+    };
+    let storage = st.storage.clone();
+    let Ok(ts) = tokio::task::spawn_blocking(move || storage.tsdb_status(limit)).await else {
+        return ApiError {
+            kind: ErrorType::Execution,
+            message: "computing tsdb status failed".to_string(),
+        }
+        .into_response();
+    };
+    let rows = |v: &[crate::storage::NameCount]| -> Vec<Value> {
+        v.iter()
+            .map(|r| json!({"name": r.name, "value": r.value}))
+            .collect()
+    };
+    // Prometheus reports math.MaxInt64 / MinInt64 for an empty head.
+    let h = &ts.head_stats;
+    success(json!({
+        "headStats": {
+            "numSeries": h.num_series,
+            "numLabelPairs": h.num_label_pairs,
+            "chunkCount": h.chunk_count,
+            "minTime": h.min_time.unwrap_or(i64::MAX),
+            "maxTime": h.max_time.unwrap_or(i64::MIN),
+        },
+        "seriesCountByMetricName": rows(&ts.series_count_by_metric_name),
+        "labelValueCountByLabelName": rows(&ts.label_value_count_by_label_name),
+        "memoryInBytesByLabelName": rows(&ts.memory_in_bytes_by_label_name),
+        "seriesCountByLabelValuePair": rows(&ts.series_count_by_label_value_pair),
+    }))
+}
+
 pub async fn buildinfo() -> Response {
     success(json!({
         "version": crate::VERSION,

@@ -8,6 +8,7 @@ mod architecture;
 mod cli;
 mod config;
 mod exposition;
+mod restart;
 mod scrape_e2e;
 mod storage;
 mod support;

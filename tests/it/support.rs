@@ -28,6 +28,8 @@ pub enum Behavior {
     Garbage,
     /// Serve this body gzip-compressed.
     Gzip(String),
+    /// Serve `served_total N` where N counts the scrapes so far.
+    Counting,
 }
 
 /// A running stand-in: its address and the times it was scraped.
@@ -55,7 +57,11 @@ struct ExpState {
 }
 
 async fn serve_metrics(State(st): State<ExpState>, headers: HeaderMap) -> Response {
-    st.hits.lock().unwrap().push(Instant::now());
+    let n = {
+        let mut hits = st.hits.lock().unwrap();
+        hits.push(Instant::now());
+        hits.len()
+    };
     *st.last_headers.lock().unwrap() = Some(headers);
     match st.behavior {
         Behavior::Body(b) => {
@@ -84,6 +90,11 @@ async fn serve_metrics(State(st): State<ExpState>, headers: HeaderMap) -> Respon
         Behavior::Garbage => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
             "<html><body>this is not metrics</body></html>\n",
+        )
+            .into_response(),
+        Behavior::Counting => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            format!("served_total {n}\n"),
         )
             .into_response(),
         Behavior::Gzip(body) => {
@@ -178,12 +189,8 @@ pub async fn start(yaml: &str, web_config: Option<&str>) -> Harness {
         std::fs::write(&p, w).unwrap();
         p
     });
-    let opts = app::Options {
-        config_file: dir.path().join("watchpost.yml"),
-        allow_embedded_default: false,
-        storage_path: dir.path().join("data"),
-        web_config_file,
-    };
+    let mut opts = app::Options::new(dir.path().join("watchpost.yml"), dir.path().join("data"));
+    opts.web_config_file = web_config_file;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app = app::start(opts, listener).await.expect("watchpost starts");
     let base = format!("http://{}", app.local_addr());
