@@ -53,31 +53,31 @@ impl Demo {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "demo_http_requests",
-            "HTTP requests handled, by method, path and status.",
+            "HTTP requests handled, by method, path and status",
             requests.clone(),
         );
         let latency = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]);
         registry.register(
             "demo_http_request_duration_seconds",
-            "HTTP request latency.",
+            "HTTP request latency",
             latency.clone(),
         );
         let temperature = Family::<RoomLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "demo_temperature_celsius",
-            "Room temperature; moves on a slow sine wave.",
+            "Room temperature; moves on a slow sine wave",
             temperature.clone(),
         );
         let queue = Gauge::default();
         registry.register(
             "demo_queue_length",
-            "Jobs waiting in the queue; a random walk.",
+            "Jobs waiting in the queue; a random walk",
             queue.clone(),
         );
         let errors = Counter::default();
         registry.register(
             "demo_errors",
-            "Errors; bursts now and then.",
+            "Errors; bursts now and then",
             errors.clone(),
         );
         let seed = SystemTime::now()

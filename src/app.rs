@@ -179,20 +179,11 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         so.retention_size = cfg.storage.retention_size;
         so.wal_sync = opts.wal_sync;
         so.refuse_on_corruption = opts.refuse_on_corruption;
-        let started = std::time::Instant::now();
         let st = tokio::task::spawn_blocking(move || DiskStorage::open(so))
             .await
             .map_err(|e| {
                 crate::storage::StorageError::Other(format!("storage open task failed: {e}"))
             })??;
-        let stats = st.stats();
-        tracing::info!(
-            path = %opts.storage_path.display(),
-            series = stats.series,
-            replay_seconds = stats.replay_seconds,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "storage opened"
-        );
         Arc::new(st)
     };
     let telemetry = Arc::new(Telemetry::new(storage.clone()));

@@ -88,53 +88,53 @@ impl Telemetry {
         };
         registry.register(
             "watchpost_scrape_failures",
-            "Failed scrapes by job and reason (timeout, refused, dns, http_status, body_too_large, parse_error, limit_exceeded, tls, connection).",
+            "Failed scrapes by job and reason (timeout, refused, dns, http_status, body_too_large, parse_error, limit_exceeded, tls, connection)",
             scrape.failures.clone(),
         );
         registry.register(
             "watchpost_scrapes",
-            "Scrape attempts by job.",
+            "Scrape attempts by job",
             scrape.scrapes.clone(),
         );
         registry.register(
             "watchpost_scrape_missed_iterations",
-            "Scheduled scrapes skipped because the previous scrape of the target was still running.",
+            "Scheduled scrapes skipped because the previous scrape of the target was still running",
             scrape.missed.clone(),
         );
         registry.register(
             "watchpost_scrape_duration_seconds",
-            "Duration of scrapes, from request to appended samples.",
+            "Duration of scrapes, from request to appended samples",
             scrape.duration.clone(),
         );
         registry.register(
             "watchpost_scrape_rejected_samples",
-            "Scraped samples that storage rejected (out of order or duplicate timestamp), by job and reason.",
+            "Scraped samples that storage rejected (out of order or duplicate timestamp), by job and reason",
             scrape.rejected_samples.clone(),
         );
         registry.register(
             "watchpost_scrape_targets",
-            "Active scrape targets by job.",
+            "Active scrape targets by job",
             scrape.targets.clone(),
         );
         registry.register(
             "watchpost_scrape_dropped_targets",
-            "Discovered targets dropped by relabeling, by job.",
+            "Discovered targets dropped by relabeling, by job",
             scrape.dropped_targets.clone(),
         );
         let config = ConfigMetrics::default();
         registry.register(
             "watchpost_config_last_reload_successful",
-            "Whether the last configuration reload attempt was successful.",
+            "Whether the last configuration reload attempt was successful",
             config.last_reload_successful.clone(),
         );
         registry.register(
             "watchpost_config_last_reload_success_timestamp_seconds",
-            "Timestamp of the last successful configuration reload.",
+            "Timestamp of the last successful configuration reload",
             config.last_reload_success_timestamp_seconds.clone(),
         );
         registry.register(
             "watchpost_config_reloads_failed",
-            "Configuration reloads that failed and kept the running configuration.",
+            "Configuration reloads that failed and kept the running configuration",
             config.reloads_failed.clone(),
         );
         let api = ApiMetrics {
@@ -142,7 +142,7 @@ impl Telemetry {
         };
         registry.register(
             "watchpost_http_requests",
-            "HTTP requests by handler and status code.",
+            "HTTP requests by handler and status code",
             api.requests.clone(),
         );
         registry.register_collector(Box::new(StorageCollector(storage)));
@@ -187,57 +187,57 @@ impl Collector for StorageCollector {
         let gauges: [(&str, &str, f64); 11] = [
             (
                 "watchpost_storage_head_series",
-                "Series in the head.",
+                "Series in the head",
                 st.series as f64,
             ),
             (
                 "watchpost_storage_head_chunks",
-                "Chunks in the head: open chunks and closed chunks of blocks not yet finalized.",
+                "Chunks in the head: open chunks and closed chunks of blocks not yet finalized",
                 st.head_chunks as f64,
             ),
             (
                 "watchpost_storage_open_chunk_bytes",
-                "Heap bytes of open chunks, as of the last maintenance pass.",
+                "Heap bytes of open chunks, as of the last maintenance pass",
                 st.open_chunk_bytes as f64,
             ),
             (
                 "watchpost_storage_closed_chunks",
-                "Closed chunks on disk.",
+                "Closed chunks on disk",
                 st.closed_chunks as f64,
             ),
             (
                 "watchpost_storage_closed_chunk_bytes_per_sample",
-                "Encoded bytes per sample of closed chunks.",
+                "Encoded bytes per sample of closed chunks",
                 bytes_per_sample,
             ),
             (
                 "watchpost_storage_blocks",
-                "Block directories on disk.",
+                "Block directories on disk",
                 st.blocks as f64,
             ),
             (
                 "watchpost_storage_block_bytes",
-                "Bytes of block files (chunk records and indexes).",
+                "Bytes of block files (chunk records and indexes)",
                 st.block_bytes as f64,
             ),
             (
                 "watchpost_storage_wal_bytes",
-                "Bytes of WAL segments and checkpoint.",
+                "Bytes of WAL segments and checkpoint",
                 st.wal_bytes as f64,
             ),
             (
                 "watchpost_storage_wal_fsync_seconds_max",
-                "Longest WAL fsync since start.",
+                "Longest WAL fsync since start",
                 st.wal_fsync_seconds_max,
             ),
             (
                 "watchpost_storage_wal_replay_duration_seconds",
-                "Time the WAL replay took at start.",
+                "Time the WAL replay took at start",
                 st.replay_seconds,
             ),
             (
                 "watchpost_storage_head_max_time_seconds",
-                "Newest sample timestamp in storage.",
+                "Newest sample timestamp in storage",
                 st.max_time.map_or(0.0, |t| t as f64 / 1000.0),
             ),
         ];
@@ -248,57 +248,57 @@ impl Collector for StorageCollector {
         let counters: [(&str, &str, f64); 11] = [
             (
                 "watchpost_storage_head_samples_appended",
-                "Samples appended to storage.",
+                "Samples appended to storage",
                 st.samples_appended as f64,
             ),
             (
                 "watchpost_storage_out_of_order_samples",
-                "Samples rejected because they were older than the newest sample of their series.",
+                "Samples rejected because they were older than the newest sample of their series",
                 st.out_of_order_samples as f64,
             ),
             (
                 "watchpost_storage_duplicate_samples",
-                "Samples rejected because their series already had a different value at that timestamp.",
+                "Samples rejected because their series already had a different value at that timestamp",
                 st.duplicate_samples as f64,
             ),
             (
                 "watchpost_storage_out_of_bounds_samples",
-                "Samples rejected because they fell into an already finalized block.",
+                "Samples rejected because they fell into an already finalized block",
                 st.out_of_bounds_samples as f64,
             ),
             (
                 "watchpost_storage_head_series_created",
-                "Series created.",
+                "Series created",
                 st.series_created as f64,
             ),
             (
                 "watchpost_storage_head_series_removed",
-                "Series removed because no samples were left.",
+                "Series removed because no samples were left",
                 st.series_removed as f64,
             ),
             (
                 "watchpost_storage_wal_fsyncs",
-                "WAL fsync calls.",
+                "WAL fsync calls",
                 st.wal_fsyncs as f64,
             ),
             (
                 "watchpost_storage_wal_fsync_seconds",
-                "Time spent in WAL fsync.",
+                "Time spent in WAL fsync",
                 st.wal_fsync_seconds_total,
             ),
             (
                 "watchpost_storage_corruptions",
-                "Corruptions found in the WAL, checkpoints and chunk files since start.",
+                "Corruptions found in the WAL, checkpoints and chunk files since start",
                 st.corruptions as f64,
             ),
             (
                 "watchpost_storage_checkpoints",
-                "WAL checkpoints written.",
+                "WAL checkpoints written",
                 st.checkpoints as f64,
             ),
             (
                 "watchpost_storage_retention_blocks_deleted",
-                "Blocks deleted by time or size retention.",
+                "Blocks deleted by time or size retention",
                 st.blocks_deleted_by_retention as f64,
             ),
         ];
@@ -323,29 +323,29 @@ impl Collector for ProcessCollector {
         let c = ConstCounter::new(p.cpu_seconds);
         c.encode(enc.encode_descriptor(
             "process_cpu_seconds",
-            "Total user and system CPU time spent in seconds.",
+            "Total user and system CPU time spent in seconds",
             None,
             c.metric_type(),
         )?)?;
         for (name, help, v) in [
             (
                 "process_resident_memory_bytes",
-                "Resident memory size in bytes.",
+                "Resident memory size in bytes",
                 p.rss_bytes,
             ),
             (
                 "process_virtual_memory_bytes",
-                "Virtual memory size in bytes.",
+                "Virtual memory size in bytes",
                 p.vsize_bytes,
             ),
             (
                 "process_open_fds",
-                "Number of open file descriptors.",
+                "Number of open file descriptors",
                 p.open_fds,
             ),
             (
                 "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds.",
+                "Start time of the process since unix epoch in seconds",
                 p.start_time,
             ),
         ] {
@@ -407,7 +407,7 @@ impl Collector for BuildInfo {
         let g = ConstGauge::new(1i64);
         let mut m = enc.encode_descriptor(
             "watchpost_build_info",
-            "A metric with a constant 1 value labeled by version and revision of watchpost.",
+            "A metric with a constant 1 value labeled by version and revision of watchpost",
             None,
             g.metric_type(),
         )?;

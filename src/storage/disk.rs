@@ -314,8 +314,9 @@ impl DiskStorage {
         db.c.replay_nanos
             .store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         tracing::info!(
+            path = %db.opts.path.display(),
             series = db.head.len(),
-            seconds = started.elapsed().as_secs_f64(),
+            replay_seconds = started.elapsed().as_secs_f64(),
             "storage opened"
         );
         Ok(db)
