@@ -218,7 +218,10 @@ fn accumulate(
     let n = g.len();
     let (group_of, first_member) = grouping.assign(&input);
     let ngroups = first_member.len();
-    let mut acc = vec![Acc::default(); ngroups * n];
+    // One accumulator per group and step: accounted like samples.
+    let cells = ngroups.saturating_mul(n);
+    ev.charge(cells)?;
+    let mut acc = vec![Acc::default(); cells];
     let mut values: Vec<Vec<f64>> = if op == T_QUANTILE {
         vec![Vec::new(); ngroups * n]
     } else {
@@ -343,6 +346,7 @@ fn accumulate(
             ));
         }
     }
+    ev.release(cells);
     Ok(out)
 }
 
@@ -491,7 +495,9 @@ fn select_k(
     let (group_of, first_member) = grouping.assign(&input);
     let ngroups = first_member.len();
     let total = input.len() as i64;
-    let mut heaps: Vec<Option<GoHeap>> = (0..ngroups * n).map(|_| None).collect();
+    let cells = ngroups.saturating_mul(n);
+    ev.charge(cells)?;
+    let mut heaps: Vec<Option<GoHeap>> = (0..cells).map(|_| None).collect();
     let reverse = op == T_BOTTOMK;
     for (si, s) in input.iter().enumerate() {
         ev.tick()?;
@@ -575,6 +581,7 @@ fn select_k(
             }
         }
     }
+    ev.release(cells);
     let mut input: Vec<Option<Series>> = input.into_iter().map(Some).collect();
     let mut out = Vec::with_capacity(order.len());
     for si in order {
@@ -713,6 +720,7 @@ fn count_values(
             let oi = match index.get(&labels) {
                 Some(&i) => i,
                 None => {
+                    ev.charge(n)?;
                     index.insert(labels.clone(), out_labels.len());
                     out_labels.push(labels);
                     counts.push(vec![0.0; n]);

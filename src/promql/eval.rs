@@ -11,13 +11,14 @@
 //! values are built) and the deadline/cancellation (checked in every loop
 //! over series or steps).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use promql_parser::parser::{Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
 
 use super::annotations::Annotations;
-use super::labels::drop_metric;
+use super::labels::{drop_metric_owned, signature};
 use super::position::{Positions, at_millis};
 use super::value::{RangeSeries, Scalar, Series, Val, Value, VectorSample};
 use super::{EvalError, aggregate, binary, functions};
@@ -117,6 +118,10 @@ impl RangeSource {
     }
 }
 
+/// Long per-series loops account their output in chunks of this many
+/// samples, so a runaway query stops before it exhausts memory.
+const CHARGE_CHUNK: usize = 4096;
+
 pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
         None => 0,
@@ -186,6 +191,23 @@ impl<'a> Evaluator<'a> {
         self.samples = self.samples.saturating_sub(n);
     }
 
+    /// Accounts a growing output of `len` samples of which `charged` were
+    /// accounted already; charges in chunks unless `done`, so long loops
+    /// stop early without paying for a check per sample.
+    pub fn charge_growth(
+        &mut self,
+        charged: &mut usize,
+        len: usize,
+        done: bool,
+    ) -> Result<(), EvalError> {
+        if done || len - *charged >= CHARGE_CHUNK {
+            self.charge(len - *charged)?;
+            *charged = len;
+            self.tick()?;
+        }
+        Ok(())
+    }
+
     /// Charges a node's output and releases its inputs.
     pub fn settle(&mut self, inputs: usize, output: &Val) -> Result<(), EvalError> {
         self.charge(output.samples())?;
@@ -200,6 +222,13 @@ impl<'a> Evaluator<'a> {
 
     pub fn eval(&mut self, e: &Expr, g: Grid) -> Result<Val, EvalError> {
         self.tick()?;
+        // Every per-step array is bounded by the sample limit: a grid with
+        // more steps than that cannot be evaluated within it anyway.
+        if g.len() > self.max_samples {
+            return Err(EvalError::TooManySamples {
+                limit: self.max_samples,
+            });
+        }
         match e {
             Expr::Paren(p) => self.eval(&p.expr, g),
             Expr::NumberLiteral(n) => {
@@ -302,6 +331,25 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         g: Grid,
     ) -> Result<Vec<Series>, EvalError> {
+        self.select_instant(vs, g, false)
+    }
+
+    /// `timestamp(selector)`: like a vector selector, but the value is the
+    /// time of the sample found, in seconds (and the name is dropped).
+    pub fn vector_selector_timestamps(
+        &mut self,
+        vs: &VectorSelector,
+        g: Grid,
+    ) -> Result<Vec<Series>, EvalError> {
+        self.select_instant(vs, g, true)
+    }
+
+    fn select_instant(
+        &mut self,
+        vs: &VectorSelector,
+        g: Grid,
+        timestamps: bool,
+    ) -> Result<Vec<Series>, EvalError> {
         let n = g.len();
         if n == 0 {
             return Ok(Vec::new());
@@ -321,84 +369,30 @@ impl<'a> Evaluator<'a> {
             self.tick()?;
             let mut it = s.samples.peekable();
             let mut points = Vec::new();
+            let mut charged = 0;
             let mut cur: Option<Sample> = None;
             let lookback = self.lookback;
             match at {
                 Some(_) => {
-                    if let Some(v) = newest_at(&mut it, &mut cur, first_ref, lookback) {
+                    if let Some(c) = newest_at(&mut it, &mut cur, first_ref, lookback) {
+                        let v = if timestamps { c.t as f64 / 1000.0 } else { c.v };
                         points.extend((0..n).map(|i| Sample { t: g.ts(i), v }));
                     }
                 }
                 None => {
                     for i in 0..n {
                         let ts = g.ts(i);
-                        if let Some(v) = newest_at(&mut it, &mut cur, ts - offset, lookback) {
+                        if let Some(c) = newest_at(&mut it, &mut cur, ts - offset, lookback) {
+                            let v = if timestamps { c.t as f64 / 1000.0 } else { c.v };
                             points.push(Sample { t: ts, v });
+                            self.charge_growth(&mut charged, points.len(), false)?;
                         }
                     }
                 }
             }
+            self.charge_growth(&mut charged, points.len(), true)?;
             if !points.is_empty() {
-                self.charge(points.len())?;
-                out.push(Series::new(s.labels, false, points));
-            }
-        }
-        Ok(out)
-    }
-
-    /// `timestamp(selector)`: like a vector selector, but the value is the
-    /// time of the sample found, in seconds.
-    pub fn vector_selector_timestamps(
-        &mut self,
-        vs: &VectorSelector,
-        g: Grid,
-    ) -> Result<Vec<Series>, EvalError> {
-        let n = g.len();
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        let offset = offset_ms(&vs.offset);
-        let at = vs
-            .at
-            .as_ref()
-            .map(|a| at_millis(a, self.query_start, self.query_end));
-        let (first_ref, last_ref) = match at {
-            Some(a) => (a - offset, a - offset),
-            None => (g.start - offset, g.last() - offset),
-        };
-        let selected = self.select(vs, first_ref - self.lookback + 1, last_ref)?;
-        let mut out = Vec::with_capacity(selected.len());
-        for s in selected {
-            self.tick()?;
-            let samples: Vec<Sample> = s.samples.collect();
-            let mut points = Vec::new();
-            let mut idx = 0usize;
-            for i in 0..n {
-                let ref_t = match at {
-                    Some(_) => first_ref,
-                    None => g.ts(i) - offset,
-                };
-                if at.is_some() {
-                    idx = samples.partition_point(|x| x.t <= ref_t);
-                } else {
-                    while idx < samples.len() && samples[idx].t <= ref_t {
-                        idx += 1;
-                    }
-                }
-                if idx == 0 {
-                    continue;
-                }
-                let c = samples[idx - 1];
-                if c.t > ref_t - self.lookback && !is_stale_nan(c.v) {
-                    points.push(Sample {
-                        t: g.ts(i),
-                        v: c.t as f64 / 1000.0,
-                    });
-                }
-            }
-            if !points.is_empty() {
-                self.charge(points.len())?;
-                out.push(Series::new(s.labels, true, points));
+                out.push(Series::new(s.labels, timestamps, points));
             }
         }
         Ok(out)
@@ -476,32 +470,34 @@ impl<'a> Evaluator<'a> {
         Ok(src)
     }
 
-    /// Walks the series of a range source one at a time with their samples
-    /// (staleness markers removed), holding one series' samples in memory.
+    /// Walks the series of a range source one at a time, handing out a
+    /// lazy iterator over its samples (staleness markers removed). Storage
+    /// series are decoded as they are consumed, so only what the caller
+    /// buffers is in memory.
     pub fn for_each_range_series(
         &mut self,
         src: RangeSource,
-        mut f: impl FnMut(&mut Self, Labels, bool, &[Sample]) -> Result<(), EvalError>,
+        mut f: impl FnMut(
+            &mut Self,
+            Labels,
+            bool,
+            &mut dyn Iterator<Item = Sample>,
+        ) -> Result<(), EvalError>,
     ) -> Result<(), EvalError> {
         match src.source {
             RangeSeriesSource::Storage(list) => {
-                let mut buf: Vec<Sample> = Vec::new();
                 for s in list {
                     self.tick()?;
-                    buf.clear();
-                    buf.extend(s.samples.filter(|x| !is_stale_nan(x.v)));
-                    self.charge(buf.len())?;
-                    let r = f(self, s.labels, false, &buf);
-                    self.release(buf.len());
-                    r?;
+                    let mut it = s.samples.filter(|x| !is_stale_nan(x.v));
+                    f(self, s.labels, false, &mut it)?;
                 }
             }
             RangeSeriesSource::Evaluated(list) => {
                 let total: usize = list.iter().map(|s| s.points.len()).sum();
-                for mut s in list {
+                for s in list {
                     self.tick()?;
-                    s.points.retain(|x| !is_stale_nan(x.v));
-                    f(self, s.labels, s.drop_name, &s.points)?;
+                    let mut it = s.points.into_iter().filter(|x| !is_stale_nan(x.v));
+                    f(self, s.labels, s.drop_name, &mut it)?;
                 }
                 self.release(total);
             }
@@ -521,11 +517,20 @@ impl<'a> Evaluator<'a> {
         let start = end - src.range;
         let mut out = Vec::new();
         self.for_each_range_series(src, |ev, labels, drop_name, samples| {
-            let lo = samples.partition_point(|s| s.t <= start);
-            let hi = samples.partition_point(|s| s.t <= end);
-            if lo < hi {
-                ev.charge(hi - lo)?;
-                out.push(Series::new(labels, drop_name, samples[lo..hi].to_vec()));
+            let mut points = Vec::new();
+            let mut charged = 0;
+            for x in samples {
+                if x.t > end {
+                    break;
+                }
+                if x.t > start {
+                    points.push(x);
+                    ev.charge_growth(&mut charged, points.len(), false)?;
+                }
+            }
+            ev.charge_growth(&mut charged, points.len(), true)?;
+            if !points.is_empty() {
+                out.push(Series::new(labels, drop_name, points));
             }
             Ok(())
         })?;
@@ -533,14 +538,106 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-/// Advances `it` to the newest sample at or before `ref_t` and returns its
-/// value if it is within the lookback window and not a staleness marker.
+/// The samples of one series inside a window that only moves forward,
+/// fed lazily from the series' iterator. Holds at most the current window
+/// (plus a bounded amount of already-left samples), accounted against the
+/// sample limit.
+pub(crate) struct SlidingWindow<'i> {
+    it: &'i mut dyn Iterator<Item = Sample>,
+    pending: Option<Sample>,
+    buf: Vec<Sample>,
+    head: usize,
+    charged: usize,
+    /// Number of decreases between neighbours inside the window, when
+    /// tracked (counter resets for rate/increase).
+    resets: Option<usize>,
+}
+
+impl<'i> SlidingWindow<'i> {
+    pub fn new(it: &'i mut dyn Iterator<Item = Sample>, track_resets: bool) -> Self {
+        SlidingWindow {
+            it,
+            pending: None,
+            buf: Vec::new(),
+            head: 0,
+            charged: 0,
+            resets: track_resets.then_some(0),
+        }
+    }
+
+    /// Moves the window to `(start, end]`; neither bound may decrease
+    /// between calls.
+    pub fn advance(
+        &mut self,
+        ev: &mut Evaluator<'_>,
+        start: i64,
+        end: i64,
+    ) -> Result<(), EvalError> {
+        loop {
+            let next = match self.pending.take() {
+                Some(x) => Some(x),
+                None => self.it.next(),
+            };
+            let Some(x) = next else { break };
+            if x.t > end {
+                self.pending = Some(x);
+                break;
+            }
+            if let (Some(r), Some(last)) = (self.resets.as_mut(), self.buf.last())
+                && self.buf.len() > self.head
+                && x.v < last.v
+            {
+                *r += 1;
+            }
+            self.buf.push(x);
+            let len = self.buf.len();
+            ev.charge_growth(&mut self.charged, len, false)?;
+        }
+        while self.head < self.buf.len() && self.buf[self.head].t <= start {
+            if let Some(r) = self.resets.as_mut()
+                && let Some(next) = self.buf.get(self.head + 1)
+                && next.v < self.buf[self.head].v
+            {
+                *r -= 1;
+            }
+            self.head += 1;
+        }
+        let len = self.buf.len();
+        ev.charge_growth(&mut self.charged, len, true)?;
+        // Drop samples that left the window once they are the larger part.
+        if self.head > 64 && self.head * 2 > len {
+            self.buf.drain(..self.head);
+            ev.release(self.head);
+            self.charged -= self.head;
+            self.head = 0;
+        }
+        Ok(())
+    }
+
+    /// The samples in the current window.
+    pub fn samples(&self) -> &[Sample] {
+        &self.buf[self.head..]
+    }
+
+    /// Whether the current window contains a counter reset.
+    pub fn has_reset(&self) -> bool {
+        self.resets.is_some_and(|r| r > 0)
+    }
+
+    /// Gives back the accounted samples.
+    pub fn finish(self, ev: &mut Evaluator<'_>) {
+        ev.release(self.charged);
+    }
+}
+
+/// Advances `it` to the newest sample at or before `ref_t` and returns it
+/// if it is within the lookback window and not a staleness marker.
 fn newest_at(
     it: &mut std::iter::Peekable<Box<dyn Iterator<Item = Sample> + Send>>,
     cur: &mut Option<Sample>,
     ref_t: i64,
     lookback: i64,
-) -> Option<f64> {
+) -> Option<Sample> {
     while let Some(next) = it.peek().copied() {
         if next.t > ref_t {
             break;
@@ -548,8 +645,8 @@ fn newest_at(
         *cur = Some(next);
         it.next();
     }
-    match cur {
-        Some(c) if c.t > ref_t - lookback && !is_stale_nan(c.v) => Some(c.v),
+    match *cur {
+        Some(c) if c.t > ref_t - lookback && !is_stale_nan(c.v) => Some(c),
         _ => None,
     }
 }
@@ -596,7 +693,7 @@ fn cleanup(series: Vec<Series>) -> Result<Vec<Series>, EvalError> {
         .filter(|s| !s.points.is_empty())
         .map(|mut s| {
             if s.drop_name {
-                s.labels = drop_metric(&s.labels);
+                s.labels = drop_metric_owned(std::mem::take(&mut s.labels));
                 s.drop_name = false;
             }
             s
@@ -636,23 +733,28 @@ pub(crate) fn finish_instant(
         }),
         Val::Str(s) => Value::String { t: ts, v: s },
         Val::Vector(series) => {
-            let mut seen = std::collections::HashSet::with_capacity(series.len());
-            let mut out = Vec::with_capacity(series.len());
+            let mut out: Vec<VectorSample> = Vec::with_capacity(series.len());
             for s in series {
                 let Some(p) = s.points.first() else { continue };
                 let labels = if s.drop_name {
-                    drop_metric(&s.labels)
+                    drop_metric_owned(s.labels)
                 } else {
                     s.labels
                 };
-                if !seen.insert(labels.clone()) {
-                    return Err(duplicate_labelset());
-                }
                 out.push(VectorSample {
                     labels,
                     t: ts,
                     v: p.v,
                 });
+            }
+            // Names removed at the end can make two results identical.
+            let mut seen: HashMap<u64, Vec<usize>> = HashMap::with_capacity(out.len());
+            for (i, s) in out.iter().enumerate() {
+                let same = seen.entry(signature(&s.labels, |_| true)).or_default();
+                if same.iter().any(|&j| out[j].labels == s.labels) {
+                    return Err(duplicate_labelset());
+                }
+                same.push(i);
             }
             Value::Vector(out)
         }

@@ -15,7 +15,7 @@ use promql_parser::parser::{Call, Expr};
 
 use super::EvalError;
 use super::aggregate::{kahan_inc, quantile};
-use super::eval::{Evaluator, Grid, RangeSource, duplicate_labelset};
+use super::eval::{Evaluator, Grid, RangeSource, SlidingWindow, duplicate_labelset};
 use super::histogram;
 use super::value::{Series, Val};
 use crate::model::{Labels, METRIC_NAME, Sample};
@@ -700,45 +700,24 @@ fn range_function(
     };
     let mut out: Vec<Series> = Vec::new();
     let mut present = vec![false; if f == RangeFn::Absent { n } else { 0 }];
-    let mut resets: Vec<u32> = Vec::new();
+    let counter = matches!(f, RangeFn::Rate | RangeFn::Increase);
     ev.for_each_range_series(src, |ev, labels, drop, samples| {
-        if samples.is_empty() {
-            return Ok(());
-        }
-        let counter = matches!(f, RangeFn::Rate | RangeFn::Increase);
-        if counter {
-            // resets[i]: decreases among samples[1..=i].
-            resets.clear();
-            resets.reserve(samples.len());
-            let mut c = 0u32;
-            resets.push(0);
-            for w in samples.windows(2) {
-                if w[1].v < w[0].v {
-                    c += 1;
-                }
-                resets.push(c);
-            }
-        }
+        let mut window = SlidingWindow::new(samples, counter);
         let mut points = Vec::new();
-        let (mut lo, mut hi) = (0usize, 0usize);
+        let mut charged = 0;
         for i in 0..n {
             let ts = g.ts(i);
             let end = window_end(ts);
             let start = end - range;
-            while hi < samples.len() && samples[hi].t <= end {
-                hi += 1;
-            }
-            while lo < hi && samples[lo].t <= start {
-                lo += 1;
-            }
-            if lo >= hi {
+            window.advance(ev, start, end)?;
+            if window.samples().is_empty() {
                 continue;
             }
             if f == RangeFn::Absent {
                 present[i] = true;
                 continue;
             }
-            let w = Window {
+            let cx = Window {
                 ts,
                 start,
                 end,
@@ -747,18 +726,21 @@ fn range_function(
                     params.first().map_or(f64::NAN, |p| p[i]),
                     params.get(1).map_or(f64::NAN, |p| p[i]),
                 ],
-                has_reset: counter && resets[hi - 1] != resets[lo],
+                has_reset: window.has_reset(),
             };
             if f == RangeFn::Quantile {
-                let q = w.params[0];
+                let q = cx.params[0];
                 if q.is_nan() || !(0.0..=1.0).contains(&q) {
                     ev.annos.invalid_quantile(q, q_pos);
                 }
             }
-            if let Some(v) = compute(f, &samples[lo..hi], &w)? {
+            if let Some(v) = compute(f, window.samples(), &cx)? {
                 points.push(Sample { t: ts, v });
+                ev.charge_growth(&mut charged, points.len(), false)?;
             }
         }
+        window.finish(ev);
+        ev.charge_growth(&mut charged, points.len(), true)?;
         if points.is_empty() {
             return Ok(());
         }
@@ -772,7 +754,6 @@ fn range_function(
                 ev.annos.possible_non_counter(name, marg_pos);
             }
         }
-        ev.charge(points.len())?;
         out.push(Series::new(labels, drop || !keeps_name, points));
         Ok(())
     })?;

@@ -267,7 +267,9 @@ fn for_each_histogram(
 ) -> Result<(), EvalError> {
     let n = g.len();
     let nh = grouped.labels.len();
-    let mut per: Vec<Vec<Bucket>> = vec![Vec::new(); nh * n];
+    let cells = nh.saturating_mul(n);
+    ev.charge(cells)?;
+    let mut per: Vec<Vec<Bucket>> = vec![Vec::new(); cells];
     for (s, m) in input.iter().zip(&grouped.members) {
         let Some((h, upper)) = *m else { continue };
         for p in &s.points {
@@ -283,6 +285,7 @@ fn for_each_histogram(
             }
         }
     }
+    ev.release(cells);
     Ok(())
 }
 

@@ -199,7 +199,7 @@ impl<'t, 'a> Walker<'t, 'a> {
         (self.i < self.toks.len()).then(|| self.i += 1)
     }
 
-    fn expect(&mut self, text: &str) -> Option<()> {
+    fn eat(&mut self, text: &str) -> Option<()> {
         self.peek_is(text).then(|| self.i += 1)
     }
 
@@ -250,8 +250,8 @@ impl<'t, 'a> Walker<'t, 'a> {
                 self.bump()?;
                 if self.peek_ident("start") || self.peek_ident("end") {
                     self.bump()?;
-                    self.expect("(")?;
-                    self.expect(")")?;
+                    self.eat("(")?;
+                    self.eat(")")?;
                 } else {
                     self.skip_signs();
                     self.bump()?;
@@ -315,16 +315,16 @@ impl<'t, 'a> Walker<'t, 'a> {
             }
             Expr::Paren(p) => {
                 self.mark(e, self.here());
-                self.expect("(")?;
+                self.eat("(")?;
                 self.expr(&p.expr)?;
-                self.expect(")")
+                self.eat(")")
             }
             Expr::Unary(u) => {
                 while self.peek_is("+") {
                     self.bump()?;
                 }
                 self.mark(e, self.here());
-                self.expect("-")?;
+                self.eat("-")?;
                 self.expr(&u.expr)
             }
             Expr::Binary(b) => {
@@ -363,17 +363,17 @@ impl<'t, 'a> Walker<'t, 'a> {
             Expr::Call(c) => {
                 self.mark(e, self.here());
                 self.bump()?;
-                self.expect("(")?;
+                self.eat("(")?;
                 for (i, a) in c.args.args.iter().enumerate() {
                     if i > 0 {
-                        self.expect(",")?;
+                        self.eat(",")?;
                     }
                     self.expr(a)?;
                 }
                 if self.peek_is(",") {
                     self.bump()?;
                 }
-                self.expect(")")
+                self.eat(")")
             }
             Expr::Aggregate(a) => {
                 self.mark(e, self.here());
@@ -383,16 +383,16 @@ impl<'t, 'a> Walker<'t, 'a> {
                     self.bump()?;
                     self.label_list()?;
                 }
-                self.expect("(")?;
+                self.eat("(")?;
                 if let Some(p) = &a.param {
                     self.expr(p)?;
-                    self.expect(",")?;
+                    self.eat(",")?;
                 }
                 self.expr(&a.expr)?;
                 if self.peek_is(",") {
                     self.bump()?;
                 }
-                self.expect(")")?;
+                self.eat(")")?;
                 if grouping(self)
                     && matches!(
                         a.modifier,

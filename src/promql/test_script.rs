@@ -16,6 +16,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use promql_parser::parser::{AtModifier, Expr};
+
 use super::labels::go_quote;
 use super::{Engine, EngineOptions, Query, QueryResult, RangeSeries, Value};
 use crate::model::{Labels, STALE_NAN_BITS, Sample, is_stale_nan, parse_duration, stale_nan};
@@ -139,6 +141,9 @@ pub struct RunOptions {
     /// Also run each instant eval as a range query around its time and check
     /// the point at that time (upstream's step-invariance cross-check).
     pub cross_check: bool,
+    /// Also re-run each instant eval with every selector pinned to its time
+    /// with `@`, at other evaluation times (upstream's `@` cross-check).
+    pub at_reruns: bool,
 }
 
 impl Default for RunOptions {
@@ -153,6 +158,7 @@ impl Default for RunOptions {
                 default_subquery_step: Duration::from_secs(60),
             },
             cross_check: true,
+            at_reruns: true,
         }
     }
 }
@@ -285,7 +291,7 @@ impl Script {
                 Command::Eval(e) => {
                     let result = match &broken {
                         Some(reason) => Err(reason.clone()),
-                        None => run_eval(&engine, &storage, e, opts.cross_check),
+                        None => run_eval(&engine, &storage, e, opts),
                     };
                     out.push(EvalOutcome {
                         line: e.line,
@@ -782,41 +788,72 @@ fn run_eval(
     engine: &Engine,
     q: &dyn Queryable,
     cmd: &EvalCommand,
-    cross_check: bool,
+    opts: &RunOptions,
 ) -> Result<(), String> {
-    let query = Query::parse(&cmd.expr);
-    let result = query.as_ref().map_err(|e| e.to_string()).and_then(|query| {
-        match (&cmd.kind, cmd.range_vector) {
-            (EvalKind::Instant { .. }, Some((_, t2, _))) => engine
-                .exec_instant(q, query, t2, &Default::default())
-                .map_err(|e| e.to_string()),
-            (EvalKind::Instant { at }, None) => engine
-                .exec_instant(q, query, *at, &Default::default())
-                .map_err(|e| e.to_string()),
-            (EvalKind::Range { start, end, step }, _) => engine
-                .exec_range(
-                    q,
-                    query,
-                    *start,
-                    *end,
-                    Duration::from_millis(*step as u64),
-                    &Default::default(),
-                )
-                .map_err(|e| e.to_string()),
+    let query = match Query::parse(&cmd.expr) {
+        Ok(query) => query,
+        Err(e) => return check_failure(cmd, &e.to_string()),
+    };
+    let res = match &cmd.kind {
+        EvalKind::Instant { at } => {
+            let t = cmd.range_vector.map_or(*at, |(_, t2, _)| t2);
+            engine.exec_instant(q, &query, t, &Default::default())
         }
-    });
-    let res = match result {
-        Err(msg) => {
-            if !cmd.expects_fail() {
-                return Err(format!("unexpected error: {msg}"));
-            }
-            for (k, m) in &cmd.expects {
-                if matches!(k, ExpectKind::Fail) && !m.matches(&msg) {
-                    return Err(format!("error {msg:?} does not match the expected failure"));
-                }
-            }
-            return Ok(());
+        EvalKind::Range { start, end, step } => engine.exec_range(
+            q,
+            &query,
+            *start,
+            *end,
+            Duration::from_millis(*step as u64),
+            &Default::default(),
+        ),
+    };
+    check_outcome(engine, q, cmd, &query, res, opts)?;
+    if let (EvalKind::Instant { at }, true) = (&cmd.kind, opts.at_reruns)
+        && cmd.range_vector.is_none()
+        && !uses_time_functions(query.expr())
+    {
+        let at = *at;
+        let mut pinned = query.expr().clone();
+        pin_at(&mut pinned, at);
+        let pinned = Query::from_expr(&cmd.expr, pinned);
+        let times: Vec<i64> = if at == 0 {
+            vec![-1000, 0, 1000]
+        } else {
+            vec![-10 * at, 0, at / 5, at, 10 * at]
+        };
+        for t in times {
+            let res = engine.exec_instant(q, &pinned, t, &Default::default());
+            check_outcome(engine, q, cmd, &pinned, res, opts).map_err(|e| {
+                format!("re-run with every selector pinned to @ {at}ms, evaluated at {t}ms: {e}")
+            })?;
         }
+    }
+    Ok(())
+}
+
+fn check_failure(cmd: &EvalCommand, msg: &str) -> Result<(), String> {
+    if !cmd.expects_fail() {
+        return Err(format!("unexpected error: {msg}"));
+    }
+    for (k, m) in &cmd.expects {
+        if matches!(k, ExpectKind::Fail) && !m.matches(msg) {
+            return Err(format!("error {msg:?} does not match the expected failure"));
+        }
+    }
+    Ok(())
+}
+
+fn check_outcome(
+    engine: &Engine,
+    q: &dyn Queryable,
+    cmd: &EvalCommand,
+    query: &Query,
+    res: Result<QueryResult, super::EvalError>,
+    opts: &RunOptions,
+) -> Result<(), String> {
+    let res = match res {
+        Err(e) => return check_failure(cmd, &e.to_string()),
         Ok(r) => r,
     };
     if cmd.expects_fail() {
@@ -824,8 +861,8 @@ fn run_eval(
     }
     check_annotations(cmd, &res)?;
     check_value(cmd, &res.value)?;
-    if cross_check
-        && let (EvalKind::Instant { at }, Ok(query)) = (&cmd.kind, &query)
+    if opts.cross_check
+        && let EvalKind::Instant { at } = &cmd.kind
         && cmd.range_vector.is_none()
         && cmd.string.is_none()
         && !cmd.ordered()
@@ -836,6 +873,87 @@ fn run_eval(
         cross_check_range(engine, q, cmd, query, *at)?;
     }
     Ok(())
+}
+
+/// Whether the query calls a function whose result depends on the
+/// evaluation time itself; such queries are not re-run with `@`.
+fn uses_time_functions(e: &Expr) -> bool {
+    const TIME_FUNCTIONS: &[&str] = &[
+        "time",
+        "timestamp",
+        "start",
+        "end",
+        "range",
+        "step",
+        "minute",
+        "hour",
+        "day_of_week",
+        "day_of_month",
+        "day_of_year",
+        "days_in_month",
+        "month",
+        "year",
+        "predict_linear",
+    ];
+    match e {
+        Expr::Call(c) => {
+            TIME_FUNCTIONS.contains(&c.func.name)
+                || c.args.args.iter().any(|a| uses_time_functions(a))
+        }
+        Expr::Aggregate(a) => {
+            uses_time_functions(&a.expr) || a.param.as_deref().is_some_and(uses_time_functions)
+        }
+        Expr::Binary(b) => uses_time_functions(&b.lhs) || uses_time_functions(&b.rhs),
+        Expr::Paren(p) => uses_time_functions(&p.expr),
+        Expr::Unary(u) => uses_time_functions(&u.expr),
+        Expr::Subquery(s) => uses_time_functions(&s.expr),
+        _ => false,
+    }
+}
+
+/// Adds `@ t` to every selector and subquery that has none, without going
+/// into subqueries (their insides stay relative to the subquery).
+fn pin_at(e: &mut Expr, t: i64) {
+    let at = || {
+        let d = Duration::from_millis(t.unsigned_abs());
+        let st = if t >= 0 {
+            std::time::UNIX_EPOCH + d
+        } else {
+            std::time::UNIX_EPOCH - d
+        };
+        AtModifier::At(st)
+    };
+    match e {
+        Expr::VectorSelector(vs) => {
+            if vs.at.is_none() {
+                vs.at = Some(at());
+            }
+        }
+        Expr::MatrixSelector(ms) => {
+            if ms.vs.at.is_none() {
+                ms.vs.at = Some(at());
+            }
+        }
+        Expr::Subquery(sq) => {
+            if sq.at.is_none() {
+                sq.at = Some(at());
+            }
+        }
+        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| pin_at(a, t)),
+        Expr::Aggregate(a) => {
+            pin_at(&mut a.expr, t);
+            if let Some(p) = a.param.as_deref_mut() {
+                pin_at(p, t);
+            }
+        }
+        Expr::Binary(b) => {
+            pin_at(&mut b.lhs, t);
+            pin_at(&mut b.rhs, t);
+        }
+        Expr::Paren(p) => pin_at(&mut p.expr, t),
+        Expr::Unary(u) => pin_at(&mut u.expr, t),
+        _ => {}
+    }
 }
 
 fn check_annotations(cmd: &EvalCommand, res: &QueryResult) -> Result<(), String> {
