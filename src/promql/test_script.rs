@@ -924,21 +924,9 @@ fn pin_at(e: &mut Expr, t: i64) {
         AtModifier::At(st)
     };
     match e {
-        Expr::VectorSelector(vs) => {
-            if vs.at.is_none() {
-                vs.at = Some(at());
-            }
-        }
-        Expr::MatrixSelector(ms) => {
-            if ms.vs.at.is_none() {
-                ms.vs.at = Some(at());
-            }
-        }
-        Expr::Subquery(sq) => {
-            if sq.at.is_none() {
-                sq.at = Some(at());
-            }
-        }
+        Expr::VectorSelector(vs) if vs.at.is_none() => vs.at = Some(at()),
+        Expr::MatrixSelector(ms) if ms.vs.at.is_none() => ms.vs.at = Some(at()),
+        Expr::Subquery(sq) if sq.at.is_none() => sq.at = Some(at()),
         Expr::Call(c) => c.args.args.iter_mut().for_each(|a| pin_at(a, t)),
         Expr::Aggregate(a) => {
             pin_at(&mut a.expr, t);
