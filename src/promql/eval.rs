@@ -583,6 +583,10 @@ impl<'i> SlidingWindow<'i> {
                 self.pending = Some(x);
                 break;
             }
+            if x.t <= start {
+                // Already left the window: never buffered.
+                continue;
+            }
             if let (Some(r), Some(last)) = (self.resets.as_mut(), self.buf.last())
                 && self.buf.len() > self.head
                 && x.v < last.v

@@ -331,6 +331,25 @@ pub(crate) fn duration_ms(d: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Labels;
+    use crate::storage::Storage;
+    use crate::storage::mem::MemStorage;
+    use std::sync::atomic::Ordering;
+
+    /// `series` counters `x{i}` with a sample every 10 s from 0 to 10 min.
+    fn storage(series: usize) -> MemStorage {
+        let st = MemStorage::new();
+        let mut app = st.appender();
+        for i in 0..series {
+            let l = Labels::from_pairs([("__name__", "x".to_string()), ("i", i.to_string())]);
+            for k in 0..=60 {
+                app.append(&l, k * 10_000, (k * (i as i64 + 1)) as f64)
+                    .unwrap();
+            }
+        }
+        app.commit().unwrap();
+        st
+    }
 
     #[test]
     fn engine_is_send_and_sync() {
@@ -344,10 +363,146 @@ mod tests {
         let e = Query::parse("sum(").unwrap_err();
         assert_eq!(e.error_type(), "bad_data");
         assert!(e.to_string().contains("parse error"), "{e}");
+        let e = Query::parse("sum(rate(x[5m])").unwrap_err();
+        assert!(e.to_string().starts_with("1:4: parse error"), "{e}");
         assert_eq!(EvalError::Timeout.error_type(), "timeout");
+        assert_eq!(EvalError::Canceled.error_type(), "canceled");
         assert_eq!(
             EvalError::TooManySamples { limit: 1 }.to_string(),
             "query processing would load too many samples into memory in query execution"
+        );
+    }
+
+    #[test]
+    fn result_shapes() {
+        let st = storage(2);
+        let e = Engine::default();
+        let r = e.instant(&st, "x", 100_000).unwrap();
+        let Value::Vector(v) = r.value else {
+            panic!("{r:?}")
+        };
+        assert_eq!(v.len(), 2);
+        assert!(v.iter().all(|s| s.t == 100_000));
+        assert_eq!(v[1].v, 20.0);
+        let r = e.instant(&st, "1 + 1", 5).unwrap();
+        assert_eq!(r.value, Value::Scalar(Scalar { t: 5, v: 2.0 }));
+        let r = e.instant(&st, "x[30s]", 100_000).unwrap();
+        let Value::Matrix(m) = r.value else { panic!() };
+        assert_eq!(m[0].samples.len(), 3);
+        let r = e
+            .range(&st, "sum(x)", 0, 60_000, Duration::from_secs(30))
+            .unwrap();
+        let Value::Matrix(m) = r.value else { panic!() };
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            m[0].samples.iter().map(|s| s.v).collect::<Vec<_>>(),
+            vec![0.0, 9.0, 18.0]
+        );
+    }
+
+    #[test]
+    fn range_queries_reject_bad_requests() {
+        let st = storage(1);
+        let e = Engine::default();
+        let err = e.range(&st, "x", 0, 10, Duration::ZERO).unwrap_err();
+        assert_eq!(err.error_type(), "bad_data");
+        let err = e
+            .range(&st, "\"a\"", 0, 10, Duration::from_secs(1))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("invalid expression type \"string\""),
+            "{err}"
+        );
+        let err = e
+            .range(&st, "x[5m]", 0, 10, Duration::from_secs(1))
+            .unwrap_err();
+        assert!(err.to_string().contains("range vector"), "{err}");
+    }
+
+    #[test]
+    fn sample_limit_is_an_error_not_an_allocation() {
+        let st = storage(10);
+        let e = Engine::new(EngineOptions {
+            max_samples: 100,
+            ..Default::default()
+        });
+        // 10 series x 11 steps = 110 samples.
+        let err = e
+            .range(&st, "x", 0, 100_000, Duration::from_secs(10))
+            .unwrap_err();
+        assert!(
+            matches!(err, EvalError::TooManySamples { limit: 100 }),
+            "{err}"
+        );
+        assert_eq!(err.error_type(), "execution");
+        assert!(
+            e.range(&st, "x", 0, 80_000, Duration::from_secs(10))
+                .is_ok()
+        );
+        // A grid with more steps than samples allowed is refused up front.
+        let err = e
+            .range(&st, "1", 0, 86_400_000 * 365, Duration::from_millis(1))
+            .unwrap_err();
+        assert!(matches!(err, EvalError::TooManySamples { .. }), "{err}");
+    }
+
+    #[test]
+    fn timeout_and_cancellation_stop_evaluation() {
+        let st = storage(1);
+        let e = Engine::new(EngineOptions {
+            timeout: Duration::ZERO,
+            ..Default::default()
+        });
+        let err = e.instant(&st, "x", 0).unwrap_err();
+        assert!(matches!(err, EvalError::Timeout), "{err}");
+        assert_eq!(err.to_string(), "query timed out in expression evaluation");
+
+        let e = Engine::default();
+        let q = Query::parse("sum(rate(x[1m]))").unwrap();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let opts = ExecOptions {
+            cancel: Some(cancel.clone()),
+            ..Default::default()
+        };
+        assert!(e.exec_instant(&st, &q, 0, &opts).is_ok());
+        cancel.store(true, Ordering::Relaxed);
+        let err = e.exec_instant(&st, &q, 0, &opts).unwrap_err();
+        assert!(matches!(err, EvalError::Canceled), "{err}");
+    }
+
+    #[test]
+    fn lookback_can_be_set_per_query() {
+        let st = storage(1);
+        let e = Engine::default();
+        let q = Query::parse("x").unwrap();
+        // The last sample is at 600s.
+        let at = 600_000 + 60_000;
+        let r = e
+            .exec_instant(&st, &q, at, &ExecOptions::default())
+            .unwrap();
+        assert!(matches!(r.value, Value::Vector(ref v) if v.len() == 1));
+        let opts = ExecOptions {
+            lookback_delta: Some(Duration::from_secs(30)),
+            ..Default::default()
+        };
+        let r = e.exec_instant(&st, &q, at, &opts).unwrap();
+        assert!(matches!(r.value, Value::Vector(ref v) if v.is_empty()));
+    }
+
+    #[test]
+    fn cloned_queries_keep_annotation_positions() {
+        let st = storage(1);
+        let e = Engine::default();
+        let q = Query::parse("sum(\n  rate(x[1m]))").unwrap().clone();
+        let r = e
+            .exec_instant(&st, &q, 60_000, &ExecOptions::default())
+            .unwrap();
+        assert_eq!(
+            r.infos,
+            vec![
+                "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"x\" (2:8)"
+            ]
         );
     }
 }

@@ -454,7 +454,7 @@ mod tests {
             ),
             (1, 42)
         );
-        assert_eq!(pos_of_call("1 - -abs(x)", "abs"), (1, 7));
+        assert_eq!(pos_of_call("1 - -abs(x)", "abs"), (1, 6));
         assert_eq!(
             pos_of_call("x offset 5m @ start() * \n  ceil(y)", "ceil"),
             (2, 3)
