@@ -32,8 +32,8 @@ mod position;
 pub mod test_script;
 mod value;
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use promql_parser::parser::Expr;
@@ -57,6 +57,10 @@ pub struct EngineOptions {
     /// Resolution of subqueries written without a step (`x[1h:]`);
     /// Prometheus uses the global evaluation interval, 1m by default.
     pub default_subquery_step: Duration,
+    /// Most queries evaluating at once (Prometheus
+    /// `--query.max-concurrency`, 20 by default; 0 means no limit). Further
+    /// queries wait, and the wait counts against their timeout.
+    pub max_concurrent_queries: usize,
 }
 
 impl Default for EngineOptions {
@@ -66,6 +70,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step: Duration::from_secs(60),
+            max_concurrent_queries: 20,
         }
     }
 }
@@ -102,6 +107,9 @@ pub enum EvalError {
     BadQuery(String),
     #[error("query timed out in expression evaluation")]
     Timeout,
+    /// The query waited for a free evaluation slot until its deadline.
+    #[error("query timed out in query queue")]
+    QueueTimeout,
     #[error("query was canceled in expression evaluation")]
     Canceled,
     #[error("query processing would load too many samples into memory in query execution")]
@@ -125,7 +133,7 @@ impl EvalError {
     pub fn error_type(&self) -> &'static str {
         match self {
             EvalError::Parse { .. } | EvalError::BadQuery(_) => "bad_data",
-            EvalError::Timeout => "timeout",
+            EvalError::Timeout | EvalError::QueueTimeout => "timeout",
             EvalError::Canceled => "canceled",
             EvalError::TooManySamples { .. } | EvalError::Execution(_) => "execution",
             EvalError::Storage(_) => "internal",
@@ -182,15 +190,80 @@ impl Query {
     }
 }
 
-/// The PromQL engine. Synchronous, stateless between queries, `Send + Sync`.
+/// The PromQL engine. Synchronous, stateless between queries (apart from
+/// counting the ones running), `Send + Sync`; clones share the concurrency
+/// limit.
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     opts: EngineOptions,
+    gate: Arc<Gate>,
+}
+
+/// Counts running queries; a query over the limit waits for a slot.
+#[derive(Debug, Default)]
+struct Gate {
+    running: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Slot<'a>(Option<&'a Gate>);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Some(g) = self.0 {
+            *lock(&g.running) -= 1;
+            g.freed.notify_one();
+        }
+    }
+}
+
+// A panic while holding the counter cannot leave it inconsistent (single
+// arithmetic statements), so a poisoned lock is used as is.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Gate {
+    fn enter(
+        &self,
+        limit: usize,
+        deadline: Option<Instant>,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Slot<'_>, EvalError> {
+        if limit == 0 {
+            return Ok(Slot(None));
+        }
+        let mut running = lock(&self.running);
+        while *running >= limit {
+            if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+                return Err(EvalError::Canceled);
+            }
+            // Wake up now and then to notice cancellation.
+            let mut wait = Duration::from_millis(50);
+            if let Some(d) = deadline {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(EvalError::QueueTimeout);
+                }
+                wait = wait.min(d - now);
+            }
+            running = self
+                .freed
+                .wait_timeout(running, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *running += 1;
+        Ok(Slot(Some(self)))
+    }
 }
 
 impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
-        Engine { opts }
+        Engine {
+            opts,
+            gate: Arc::default(),
+        }
     }
 
     pub fn options(&self) -> &EngineOptions {
@@ -230,7 +303,13 @@ impl Engine {
         ts: Timestamp,
         opts: &ExecOptions,
     ) -> Result<QueryResult, EvalError> {
-        let mut ev = self.evaluator(q, query, ts, ts, 0, false, opts);
+        let deadline = self.deadline(opts);
+        let _slot = self.gate.enter(
+            self.opts.max_concurrent_queries,
+            deadline,
+            opts.cancel.as_deref(),
+        )?;
+        let mut ev = self.evaluator(q, query, ts, ts, 0, false, opts, deadline);
         let val = ev.eval_top(query.expr(), eval::Grid::instant(ts))?;
         let value = eval::finish_instant(&mut ev, val, ts)?;
         let (warnings, infos) = ev.annos.render(query.text());
@@ -276,7 +355,13 @@ impl Engine {
                 )));
             }
         }
-        let mut ev = self.evaluator(q, query, start, end, step_ms, true, opts);
+        let deadline = self.deadline(opts);
+        let _slot = self.gate.enter(
+            self.opts.max_concurrent_queries,
+            deadline,
+            opts.cancel.as_deref(),
+        )?;
+        let mut ev = self.evaluator(q, query, start, end, step_ms, true, opts, deadline);
         let grid = eval::Grid {
             start,
             end,
@@ -292,6 +377,16 @@ impl Engine {
         })
     }
 
+    /// When the query must be done: the engine timeout, or the request's
+    /// if smaller, from now.
+    fn deadline(&self, opts: &ExecOptions) -> Option<Instant> {
+        let timeout = match opts.timeout {
+            Some(t) => t.min(self.opts.timeout),
+            None => self.opts.timeout,
+        };
+        Instant::now().checked_add(timeout)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn evaluator<'a>(
         &self,
@@ -302,18 +397,15 @@ impl Engine {
         step: i64,
         range_query: bool,
         opts: &'a ExecOptions,
+        deadline: Option<Instant>,
     ) -> eval::Evaluator<'a> {
-        let timeout = match opts.timeout {
-            Some(t) => t.min(self.opts.timeout),
-            None => self.opts.timeout,
-        };
         let lookback = opts.lookback_delta.unwrap_or(self.opts.lookback_delta);
         eval::Evaluator::new(eval::Settings {
             queryable: q,
             positions: &query.positions,
             lookback_ms: duration_ms(lookback),
             max_samples: self.opts.max_samples,
-            deadline: Instant::now().checked_add(timeout),
+            deadline,
             cancel: opts.cancel.as_deref(),
             query_start: start,
             query_end: end,
@@ -469,6 +561,29 @@ mod tests {
         cancel.store(true, Ordering::Relaxed);
         let err = e.exec_instant(&st, &q, 0, &opts).unwrap_err();
         assert!(matches!(err, EvalError::Canceled), "{err}");
+    }
+
+    #[test]
+    fn concurrency_is_bounded() {
+        let st = storage(1);
+        let e = Engine::new(EngineOptions {
+            max_concurrent_queries: 1,
+            ..Default::default()
+        });
+        // Hold the only slot; a query has to wait and times out in the queue.
+        let slot = e.gate.enter(1, None, None).unwrap();
+        let q = Query::parse("x").unwrap();
+        let opts = ExecOptions {
+            timeout: Some(Duration::from_millis(20)),
+            ..Default::default()
+        };
+        let err = e.exec_instant(&st, &q, 0, &opts).unwrap_err();
+        assert!(matches!(err, EvalError::QueueTimeout), "{err}");
+        assert_eq!(err.error_type(), "timeout");
+        drop(slot);
+        assert!(e.exec_instant(&st, &q, 0, &opts).is_ok());
+        // Slots are given back after each query.
+        assert_eq!(*lock(&e.gate.running), 0);
     }
 
     #[test]

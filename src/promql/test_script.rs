@@ -156,6 +156,7 @@ impl Default for RunOptions {
                 max_samples: 10_000,
                 timeout: Duration::from_secs(100),
                 default_subquery_step: Duration::from_secs(60),
+                max_concurrent_queries: 0,
             },
             cross_check: true,
             at_reruns: true,
