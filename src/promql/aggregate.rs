@@ -17,6 +17,7 @@ use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
 use super::EvalError;
 use super::eval::{Evaluator, Grid};
+use super::functions::unparen;
 use super::labels::{go_f, signature};
 use super::value::{Series, Val};
 use crate::model::{Label, Labels, METRIC_NAME, Sample};
@@ -168,14 +169,14 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, g: Grid) -> Result
     let out = match op {
         T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {
             let param = param.unwrap_or_default();
-            let param_pos = a.param.as_deref().map_or(0, |p| ev.pos(p));
+            let param_pos = a.param.as_deref().map_or(0, |p| ev.pos(unparen(p)));
             select_k(ev, op, &param, param_pos, input, &grouping, g)?
         }
         _ => {
             if op == T_QUANTILE
                 && let (Some(q), Some(p)) = (&param, &a.param)
             {
-                let pos = ev.pos(p);
+                let pos = ev.pos(unparen(p));
                 if q.iter().any(|x| x.is_nan()) {
                     ev.annos.invalid_quantile(f64::NAN, pos);
                 }

@@ -313,13 +313,10 @@ impl<'a> Evaluator<'a> {
         // duplicates, in label order.
         let mut all: Vec<storage::Series> = Vec::new();
         for m in &alternatives {
-            for s in self.q.select(m, mint, maxt)? {
-                if !all.iter().any(|x| x.labels == s.labels) {
-                    all.push(s);
-                }
-            }
+            all.extend(self.q.select(m, mint, maxt)?);
         }
         all.sort_by(|a, b| a.labels.cmp(&b.labels));
+        all.dedup_by(|a, b| a.labels == b.labels);
         Ok(all)
     }
 

@@ -163,7 +163,7 @@ impl Query {
     /// Parses PromQL text.
     pub fn parse(text: &str) -> Result<Query, EvalError> {
         let expr = promql_parser::parser::parse(text).map_err(|message| EvalError::Parse {
-            position: position::locate_error(text),
+            position: position::locate_error(text, &message),
             message,
         })?;
         Ok(Query::from_expr(text, expr))

@@ -119,12 +119,22 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// The position of a lexical error (unterminated string, stray character,
-/// unbalanced bracket) in `src`, when one can be found.
-pub fn locate_error(src: &str) -> Option<(usize, usize)> {
+/// The position of a parse error in `src`, when one can be found: a
+/// lexical error (unterminated string, stray character, unbalanced
+/// bracket), or the call to an unknown function named in `message`.
+pub fn locate_error(src: &str, message: &str) -> Option<(usize, usize)> {
     let (toks, err) = tokenize(src);
     if let Some(off) = err {
         return Some(line_col(src, off));
+    }
+    if let Some(name) = message
+        .strip_prefix("unknown function with name '")
+        .and_then(|r| r.strip_suffix('\''))
+        && let Some(w) = toks
+            .windows(2)
+            .find(|w| w[0].text == name && w[1].text == "(")
+    {
+        return Some(line_col(src, w[0].start));
     }
     let mut stack: Vec<&Tok<'_>> = Vec::new();
     for t in &toks {
@@ -410,16 +420,19 @@ impl<'t, 'a> Walker<'t, 'a> {
 }
 
 /// Milliseconds since the epoch of an `@` modifier, resolving `start()` and
-/// `end()` against the query's own start and end.
+/// `end()` against the query's own start and end. Clamped to ±2^60 ms
+/// (36 million years) so window arithmetic cannot overflow.
 pub fn at_millis(at: &AtModifier, query_start: i64, query_end: i64) -> i64 {
-    match at {
+    const LIMIT: i64 = 1 << 60;
+    let t = match at {
         AtModifier::Start => query_start,
         AtModifier::End => query_end,
         AtModifier::At(t) => match t.duration_since(std::time::UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
             Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
         },
-    }
+    };
+    t.clamp(-LIMIT, LIMIT)
 }
 
 #[cfg(test)]
@@ -463,9 +476,13 @@ mod tests {
 
     #[test]
     fn lexical_errors_have_positions() {
-        assert_eq!(locate_error("sum(rate(x[5m])"), Some((1, 4)));
-        assert_eq!(locate_error("foo{a=\"b}"), Some((1, 7)));
-        assert_eq!(locate_error("foo $"), Some((1, 5)));
-        assert_eq!(locate_error("foo"), None);
+        assert_eq!(locate_error("sum(rate(x[5m])", ""), Some((1, 4)));
+        assert_eq!(locate_error("foo{a=\"b}", ""), Some((1, 7)));
+        assert_eq!(locate_error("foo $", ""), Some((1, 5)));
+        assert_eq!(locate_error("foo", ""), None);
+        assert_eq!(
+            locate_error("1 + fo(x)", "unknown function with name 'fo'"),
+            Some((1, 5))
+        );
     }
 }
