@@ -16,6 +16,7 @@ use promql_parser::parser::token::{
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
 use super::EvalError;
+use super::binary::StepCursor;
 use super::eval::{Evaluator, Grid};
 use super::functions::unparen;
 use super::labels::{go_f, signature};
@@ -132,23 +133,20 @@ impl Grouping {
         Labels::from_vec(kept)
     }
 
-    /// Group index of every series, and the number of groups.
-    fn assign(&self, input: &[Series]) -> (Vec<usize>, Vec<usize>) {
+    /// The members of every group, in input order; groups in the order of
+    /// their first member.
+    fn assign(&self, input: &[Series]) -> Vec<Vec<usize>> {
         let mut by_key: HashMap<u64, usize> = HashMap::new();
-        let mut first_member = Vec::new();
-        let groups = input
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let next = first_member.len();
-                let g = *by_key.entry(self.key(&s.labels)).or_insert(next);
-                if g == next {
-                    first_member.push(i);
-                }
-                g
-            })
-            .collect();
-        (groups, first_member)
+        let mut members: Vec<Vec<usize>> = Vec::new();
+        for (i, s) in input.iter().enumerate() {
+            let next = members.len();
+            let g = *by_key.entry(self.key(&s.labels)).or_insert(next);
+            if g == next {
+                members.push(Vec::new());
+            }
+            members[g].push(i);
+        }
+        members
     }
 }
 
@@ -217,104 +215,31 @@ fn accumulate(
     g: Grid,
 ) -> Result<Vec<Series>, EvalError> {
     let n = g.len();
-    let (group_of, first_member) = grouping.assign(&input);
-    let ngroups = first_member.len();
-    // One accumulator per group and step: accounted like samples.
-    let cells = ngroups.saturating_mul(n);
-    ev.charge(cells)?;
-    let mut acc = vec![Acc::default(); cells];
+    let groups = grouping.assign(&input);
+    // One accumulator per step, reused group after group; a group's members
+    // are visited in input order, so each step sees Prometheus's order.
+    ev.charge(n)?;
+    let mut acc = vec![Acc::default(); n];
     let mut values: Vec<Vec<f64>> = if op == T_QUANTILE {
-        vec![Vec::new(); ngroups * n]
+        vec![Vec::new(); n]
     } else {
         Vec::new()
     };
-    for (si, s) in input.iter().enumerate() {
+    let mut out = Vec::with_capacity(groups.len());
+    for members in &groups {
         ev.tick()?;
-        let base = group_of[si] * n;
-        for p in &s.points {
-            let idx = base + g.index(p.t);
-            let a = &mut acc[idx];
-            let f = p.v;
-            if !a.seen {
-                *a = Acc {
-                    seen: true,
-                    drop_name: s.drop_name,
-                    incremental: false,
-                    value: f,
-                    c: 0.0,
-                    mean: f,
-                    count: 1.0,
-                };
-                match op {
-                    T_STDDEV | T_STDVAR => {
-                        a.value = if f.is_nan() || f.is_infinite() {
-                            f64::NAN
-                        } else {
-                            0.0
-                        };
-                    }
-                    T_GROUP => a.value = 1.0,
-                    T_QUANTILE => values[idx].push(f),
-                    _ => {}
-                }
-                continue;
-            }
-            a.drop_name |= s.drop_name;
-            match op {
-                T_SUM => (a.value, a.c) = kahan_inc(f, a.value, a.c),
-                T_AVG => {
-                    a.count += 1.0;
-                    if !a.incremental {
-                        let (v, c) = kahan_inc(f, a.value, a.c);
-                        if !v.is_infinite() {
-                            a.value = v;
-                            a.c = c;
-                            continue;
-                        }
-                        // The running sum would overflow: continue with the
-                        // incremental mean instead.
-                        a.incremental = true;
-                        a.mean = a.value / (a.count - 1.0);
-                        a.c /= a.count - 1.0;
-                    }
-                    let q = (a.count - 1.0) / a.count;
-                    (a.mean, a.c) = kahan_inc(f / a.count, q * a.mean, q * a.c);
-                }
-                T_COUNT => a.count += 1.0,
-                T_GROUP => {}
-                T_MAX => {
-                    if a.value < f || a.value.is_nan() {
-                        a.value = f;
-                    }
-                }
-                T_MIN => {
-                    if a.value > f || a.value.is_nan() {
-                        a.value = f;
-                    }
-                }
-                T_STDDEV | T_STDVAR => {
-                    a.count += 1.0;
-                    let delta = f - a.mean;
-                    a.mean += delta / a.count;
-                    a.value += delta * (f - a.mean);
-                }
-                T_QUANTILE => values[idx].push(f),
-                _ => {
-                    return Err(EvalError::Execution(format!(
-                        "aggregation operator {op} is not supported"
-                    )));
-                }
+        acc.iter_mut().for_each(|a| a.seen = false);
+        values.iter_mut().for_each(Vec::clear);
+        for &si in members {
+            let s = &input[si];
+            for p in &s.points {
+                let idx = g.index(p.t);
+                add_value(op, &mut acc[idx], values.get_mut(idx), p.v, s.drop_name)?;
             }
         }
-    }
-    let mut out = Vec::with_capacity(ngroups);
-    for (gi, &member) in first_member.iter().enumerate() {
-        ev.tick()?;
         let mut points = Vec::new();
         let mut drop_name = false;
-        for step in 0..n {
-            let idx = gi * n + step;
-            let a = acc[idx];
+        for (step, a) in acc.iter().enumerate() {
             if !a.seen {
                 continue;
             }
@@ -332,7 +257,7 @@ fn accumulate(
                 T_STDDEV => (a.value / a.count).sqrt(),
                 T_QUANTILE => {
                     let q = param.and_then(|p| p.get(step).copied()).unwrap_or(f64::NAN);
-                    quantile(q, &mut values[idx])
+                    quantile(q, &mut values[step])
                 }
                 _ => a.value,
             };
@@ -340,15 +265,97 @@ fn accumulate(
             points.push(Sample { t: g.ts(step), v });
         }
         if !points.is_empty() {
+            ev.charge(points.len())?;
             out.push(Series::new(
-                grouping.labels(&input[member].labels),
+                grouping.labels(&input[members[0]].labels),
                 drop_name,
                 points,
             ));
         }
     }
-    ev.release(cells);
+    ev.release(n + out.iter().map(|s| s.points.len()).sum::<usize>());
     Ok(out)
+}
+
+/// Folds one input value into a group's accumulator for one step.
+fn add_value(
+    op: u16,
+    a: &mut Acc,
+    values: Option<&mut Vec<f64>>,
+    f: f64,
+    drop_name: bool,
+) -> Result<(), EvalError> {
+    if !a.seen {
+        *a = Acc {
+            seen: true,
+            drop_name,
+            incremental: false,
+            value: f,
+            c: 0.0,
+            mean: f,
+            count: 1.0,
+        };
+        match op {
+            T_STDDEV | T_STDVAR => {
+                a.value = if f.is_nan() || f.is_infinite() {
+                    f64::NAN
+                } else {
+                    0.0
+                };
+            }
+            T_GROUP => a.value = 1.0,
+            T_QUANTILE => values.into_iter().for_each(|v| v.push(f)),
+            _ => {}
+        }
+        return Ok(());
+    }
+    a.drop_name |= drop_name;
+    match op {
+        T_SUM => (a.value, a.c) = kahan_inc(f, a.value, a.c),
+        T_AVG => {
+            a.count += 1.0;
+            if !a.incremental {
+                let (v, c) = kahan_inc(f, a.value, a.c);
+                if !v.is_infinite() {
+                    a.value = v;
+                    a.c = c;
+                    return Ok(());
+                }
+                // The running sum would overflow: continue with the
+                // incremental mean instead.
+                a.incremental = true;
+                a.mean = a.value / (a.count - 1.0);
+                a.c /= a.count - 1.0;
+            }
+            let q = (a.count - 1.0) / a.count;
+            (a.mean, a.c) = kahan_inc(f / a.count, q * a.mean, q * a.c);
+        }
+        T_COUNT => a.count += 1.0,
+        T_GROUP => {}
+        T_MAX => {
+            if a.value < f || a.value.is_nan() {
+                a.value = f;
+            }
+        }
+        T_MIN => {
+            if a.value > f || a.value.is_nan() {
+                a.value = f;
+            }
+        }
+        T_STDDEV | T_STDVAR => {
+            a.count += 1.0;
+            let delta = f - a.mean;
+            a.mean += delta / a.count;
+            a.value += delta * (f - a.mean);
+        }
+        T_QUANTILE => values.into_iter().for_each(|v| v.push(f)),
+        _ => {
+            return Err(EvalError::Execution(format!(
+                "aggregation operator {op} is not supported"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A binary heap with Go's `container/heap` algorithms, so the elements
@@ -493,83 +500,41 @@ fn select_k(
             )));
         }
     }
-    let (group_of, first_member) = grouping.assign(&input);
-    let ngroups = first_member.len();
+    let groups = grouping.assign(&input);
     let total = input.len() as i64;
-    let cells = ngroups.saturating_mul(n);
-    ev.charge(cells)?;
-    let mut heaps: Vec<Option<GoHeap>> = (0..cells).map(|_| None).collect();
+    // One heap per step, reused group after group.
+    ev.charge(n)?;
+    let mut heaps: Vec<Option<GoHeap>> = (0..n).map(|_| None).collect();
     let reverse = op == T_BOTTOMK;
-    for (si, s) in input.iter().enumerate() {
+    let mut points: Vec<Vec<Sample>> = vec![Vec::new(); input.len()];
+    // Series in the order they are first emitted: the result order of an
+    // instant query (groups in order, each group's heap in output order).
+    let mut order: Vec<usize> = Vec::new();
+    for members in &groups {
         ev.tick()?;
-        let ratio_offset = if op == T_LIMIT_RATIO {
-            Some(ratio_offset(&s.labels))
-        } else {
-            None
-        };
-        for p in &s.points {
-            let step = g.index(p.t);
-            let fparam = param.get(step).copied().unwrap_or(f64::NAN);
-            let idx = group_of[si] * n + step;
-            match op {
-                T_LIMIT_RATIO => {
-                    let r = fparam.clamp(-1.0, 1.0);
-                    if fparam == 0.0 {
-                        continue;
-                    }
-                    let off = ratio_offset.unwrap_or(0.0);
-                    let keep = (r >= 0.0 && off < r) || (r < 0.0 && off >= 1.0 + r);
-                    let h = heaps[idx].get_or_insert_with(|| GoHeap {
-                        items: Vec::new(),
-                        reverse: false,
-                    });
-                    if keep {
-                        h.push((si, p.v));
-                    }
-                }
-                _ => {
-                    let k = (fparam as i64).min(total);
-                    if k < 1 {
-                        continue;
-                    }
-                    let k = k as usize;
-                    let h = heaps[idx].get_or_insert_with(|| GoHeap {
-                        items: Vec::with_capacity(k.min(64)),
-                        reverse,
-                    });
-                    if op == T_LIMITK {
-                        if h.items.len() < k {
-                            h.push((si, p.v));
-                        }
-                        continue;
-                    }
-                    let x = (si, p.v);
-                    if h.items.len() < k {
-                        h.push(x);
-                        continue;
-                    }
-                    let top = h.items[0].1;
-                    let better = if reverse { top > p.v } else { top < p.v };
-                    if better || (top.is_nan() && !p.v.is_nan()) {
-                        h.items[0] = x;
-                        if k > 1 {
-                            h.fix_top();
-                        }
-                    }
-                }
+        for &si in members {
+            let s = &input[si];
+            let ratio_offset = if op == T_LIMIT_RATIO {
+                ratio_offset(&s.labels)
+            } else {
+                0.0
+            };
+            for p in &s.points {
+                let step = g.index(p.t);
+                let fparam = param.get(step).copied().unwrap_or(f64::NAN);
+                offer(
+                    &mut heaps[step],
+                    op,
+                    reverse,
+                    fparam,
+                    total,
+                    ratio_offset,
+                    (si, p.v),
+                );
             }
         }
-    }
-    // Emit step by step so each series' points stay in time order; for an
-    // instant query the emission order is the result order.
-    let mut points: Vec<Vec<Sample>> = vec![Vec::new(); input.len()];
-    let mut order: Vec<usize> = Vec::new();
-    for step in 0..n {
-        let t = g.ts(step);
-        for gi in 0..ngroups {
-            let Some(h) = heaps[gi * n + step].take() else {
-                continue;
-            };
+        for (step, slot) in heaps.iter_mut().enumerate() {
+            let Some(h) = slot.take() else { continue };
             let items = match op {
                 T_TOPK | T_BOTTOMK => h.into_sorted(),
                 _ => h.items,
@@ -578,11 +543,11 @@ fn select_k(
                 if points[si].is_empty() {
                     order.push(si);
                 }
-                points[si].push(Sample { t, v });
+                points[si].push(Sample { t: g.ts(step), v });
             }
         }
     }
-    ev.release(cells);
+    ev.release(n);
     let mut input: Vec<Option<Series>> = input.into_iter().map(Some).collect();
     let mut out = Vec::with_capacity(order.len());
     for si in order {
@@ -592,6 +557,57 @@ fn select_k(
         }
     }
     Ok(out)
+}
+
+/// Offers one value to a group's heap for one step, keeping what `topk`,
+/// `bottomk`, `limitk` or `limit_ratio` keep.
+fn offer(
+    slot: &mut Option<GoHeap>,
+    op: u16,
+    reverse: bool,
+    fparam: f64,
+    total: i64,
+    ratio_offset: f64,
+    x: (usize, f64),
+) {
+    if op == T_LIMIT_RATIO {
+        if fparam == 0.0 {
+            return;
+        }
+        let r = fparam.clamp(-1.0, 1.0);
+        let h = slot.get_or_insert_with(|| GoHeap {
+            items: Vec::new(),
+            reverse: false,
+        });
+        if (r >= 0.0 && ratio_offset < r) || (r < 0.0 && ratio_offset >= 1.0 + r) {
+            h.push(x);
+        }
+        return;
+    }
+    let k = (fparam as i64).min(total);
+    if k < 1 {
+        return;
+    }
+    let k = k as usize;
+    let h = slot.get_or_insert_with(|| GoHeap {
+        items: Vec::with_capacity(k.min(64)),
+        reverse,
+    });
+    if h.items.len() < k {
+        h.push(x);
+        return;
+    }
+    if op == T_LIMITK {
+        return;
+    }
+    let top = h.items[0].1;
+    let better = if reverse { top > x.1 } else { top < x.1 };
+    if better || (top.is_nan() && !x.1.is_nan()) {
+        h.items[0] = x;
+        if k > 1 {
+            h.fix_top();
+        }
+    }
 }
 
 /// Where a series falls in `[0, 1)` for `limit_ratio`: its label hash
@@ -703,47 +719,56 @@ fn count_values(
     let input = ev.eval_vector(&a.expr, g)?;
     let inputs: usize = input.iter().map(|s| s.points.len()).sum();
     let n = g.len();
-    // Output series by labels; counts per step.
+    // Step by step: the output labels of a sample depend on its value.
+    // Each series remembers its last value's output, so a steady value
+    // costs no label work.
+    let mut cursor = StepCursor::new(input.len());
+    let mut now = Vec::new();
+    let mut last: Vec<Option<(u64, usize)>> = vec![None; input.len()];
     let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut out_labels: Vec<Labels> = Vec::new();
-    let mut counts: Vec<Vec<f64>> = Vec::new();
-    let mut value_labels: HashMap<u64, String> = HashMap::new();
-    for s in &input {
+    let mut out: Vec<Series> = Vec::new();
+    let mut counts: Vec<f64> = Vec::new();
+    let mut touched: Vec<usize> = Vec::new();
+    let mut charged = 0;
+    for step in 0..n {
         ev.tick()?;
-        for p in &s.points {
-            let text = value_labels
-                .entry(p.v.to_bits())
-                .or_insert_with(|| go_f(p.v))
-                .clone();
-            let mut b = s.labels.builder();
-            b.set(&label, text);
-            let labels = grouping.labels(&b.build());
-            let oi = match index.get(&labels) {
-                Some(&i) => i,
-                None => {
-                    ev.charge(n)?;
-                    index.insert(labels.clone(), out_labels.len());
-                    out_labels.push(labels);
-                    counts.push(vec![0.0; n]);
-                    out_labels.len() - 1
+        let t = g.ts(step);
+        cursor.at(&input, t, &mut now);
+        for &(si, v) in &now {
+            let bits = v.to_bits();
+            let oi = match last[si] {
+                Some((b, oi)) if b == bits => oi,
+                _ => {
+                    let mut b = input[si].labels.builder();
+                    b.set(&label, go_f(v));
+                    let labels = grouping.labels(&b.build());
+                    let oi = match index.get(&labels) {
+                        Some(&i) => i,
+                        None => {
+                            index.insert(labels.clone(), out.len());
+                            out.push(Series::new(labels, false, Vec::new()));
+                            counts.push(0.0);
+                            out.len() - 1
+                        }
+                    };
+                    last[si] = Some((bits, oi));
+                    oi
                 }
             };
-            counts[oi][g.index(p.t)] += 1.0;
+            if counts[oi] == 0.0 {
+                touched.push(oi);
+            }
+            counts[oi] += 1.0;
         }
+        for &oi in &touched {
+            out[oi].points.push(Sample { t, v: counts[oi] });
+            counts[oi] = 0.0;
+        }
+        charged += touched.len();
+        ev.charge(touched.len())?;
+        touched.clear();
     }
-    let out: Vec<Series> = out_labels
-        .into_iter()
-        .zip(counts)
-        .map(|(labels, c)| {
-            let points = c
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| **v > 0.0)
-                .map(|(i, &v)| Sample { t: g.ts(i), v })
-                .collect();
-            Series::new(labels, false, points)
-        })
-        .collect();
+    ev.release(charged);
     let out = Val::Vector(out);
     ev.settle(inputs, &out)?;
     Ok(out)

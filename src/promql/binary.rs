@@ -247,17 +247,17 @@ fn ordinals(lhs: &[Series], rhs: &[Series], m: &Matching) -> (Vec<u32>, Vec<u32>
 
 /// Per-series cursors that yield, step by step, the series present at that
 /// step.
-struct StepCursor {
+pub(crate) struct StepCursor {
     pos: Vec<usize>,
 }
 
 impl StepCursor {
-    fn new(n: usize) -> Self {
+    pub fn new(n: usize) -> Self {
         StepCursor { pos: vec![0; n] }
     }
 
     /// Indices (and values) of the series that have a point at `t`.
-    fn at(&mut self, series: &[Series], t: i64, out: &mut Vec<(usize, f64)>) {
+    pub fn at(&mut self, series: &[Series], t: i64, out: &mut Vec<(usize, f64)>) {
         out.clear();
         for (i, s) in series.iter().enumerate() {
             let p = &mut self.pos[i];

@@ -222,21 +222,20 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<Bucket>) -> f64 {
 struct Grouped {
     /// Output labels (input labels without `le`) per histogram.
     labels: Vec<Labels>,
-    /// Histogram index and upper bound of each usable input series.
-    members: Vec<Option<(usize, f64)>>,
+    /// Bucket series (input index and upper bound) of each histogram.
+    members: Vec<Vec<(usize, f64)>>,
 }
 
 fn group_buckets(ev: &mut Evaluator<'_>, input: &[Series], pos: usize) -> Grouped {
     let mut index: HashMap<u64, usize> = HashMap::new();
     let mut labels = Vec::new();
-    let mut members = Vec::with_capacity(input.len());
-    for s in input {
+    let mut members: Vec<Vec<(usize, f64)>> = Vec::new();
+    for (i, s) in input.iter().enumerate() {
         let le = s.labels.get_or_empty(BUCKET_LABEL);
         let Some(upper) = parse_go_float(le) else {
             if !s.points.is_empty() {
                 ev.annos.bad_bucket_label(s.labels.metric_name(), le, pos);
             }
-            members.push(None);
             continue;
         };
         let key = signature(&s.labels, |n| n != BUCKET_LABEL);
@@ -250,14 +249,16 @@ fn group_buckets(ev: &mut Evaluator<'_>, input: &[Series], pos: usize) -> Groupe
                 .cloned()
                 .collect();
             labels.push(Labels::from_vec(kept));
+            members.push(Vec::new());
         }
-        members.push(Some((h, upper)));
+        members[h].push((i, upper));
     }
     Grouped { labels, members }
 }
 
 /// Calls `f(step, histogram index, buckets)` for every step at which a
-/// histogram has at least one bucket.
+/// histogram has at least one bucket, histogram after histogram (steps in
+/// order within one).
 fn for_each_histogram(
     ev: &mut Evaluator<'_>,
     input: &[Series],
@@ -266,26 +267,24 @@ fn for_each_histogram(
     mut f: impl FnMut(&mut Evaluator<'_>, usize, usize, &mut Vec<Bucket>) -> Result<(), EvalError>,
 ) -> Result<(), EvalError> {
     let n = g.len();
-    let nh = grouped.labels.len();
-    let cells = nh.saturating_mul(n);
-    ev.charge(cells)?;
-    let mut per: Vec<Vec<Bucket>> = vec![Vec::new(); cells];
-    for (s, m) in input.iter().zip(&grouped.members) {
-        let Some((h, upper)) = *m else { continue };
-        for p in &s.points {
-            per[h * n + g.index(p.t)].push(Bucket { upper, count: p.v });
-        }
-    }
-    for step in 0..n {
+    // Buckets per step, reused histogram after histogram.
+    ev.charge(n)?;
+    let mut per: Vec<Vec<Bucket>> = vec![Vec::new(); n];
+    for (h, members) in grouped.members.iter().enumerate() {
         ev.tick()?;
-        for h in 0..nh {
-            let buckets = &mut per[h * n + step];
+        for &(si, upper) in members {
+            for p in &input[si].points {
+                per[g.index(p.t)].push(Bucket { upper, count: p.v });
+            }
+        }
+        for (step, buckets) in per.iter_mut().enumerate() {
             if !buckets.is_empty() {
                 f(ev, step, h, buckets)?;
+                buckets.clear();
             }
         }
     }
-    ev.release(cells);
+    ev.release(n);
     Ok(())
 }
 
@@ -387,16 +386,18 @@ pub(crate) fn histogram_quantiles(
                 out.push(Series::new(labels, true, Vec::new()));
                 out.len() - 1
             });
-            let points = &mut out[i].points;
-            if points.last().is_some_and(|p| p.t == g.ts(step)) {
-                // The quantile label overwrote a label that told
-                // histograms apart.
-                return Err(super::eval::duplicate_labelset());
-            }
-            points.push(Sample { t: g.ts(step), v });
+            out[i].points.push(Sample { t: g.ts(step), v });
         }
         Ok(())
     })?;
+    for s in &mut out {
+        s.points.sort_by_key(|p| p.t);
+        if s.points.windows(2).any(|w| w[0].t == w[1].t) {
+            // The quantile label overwrote a label that told histograms
+            // apart.
+            return Err(super::eval::duplicate_labelset());
+        }
+    }
     let inputs: usize = input.iter().map(|s| s.points.len()).sum();
     let val = Val::Vector(out);
     ev.settle(inputs, &val)?;
