@@ -6,15 +6,18 @@
 //!   plain `rate(x[5m])`, as a 1 h range query at 15 s resolution over 10k
 //!   series (data covers the hour plus the 5 m window).
 //!
+//! - `storage_select_100k`: for reference, the `MemStorage` selection the
+//!   instant query makes, alone.
+//!
 //! Run with `cargo bench -j2 --bench promql`.
 
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use watchpost::model::Labels;
+use watchpost::model::{Labels, Matcher};
 use watchpost::promql::{Engine, EngineOptions, Query};
-use watchpost::storage::Storage;
 use watchpost::storage::mem::MemStorage;
+use watchpost::storage::{Queryable, Storage};
 
 const INTERVAL_MS: i64 = 5_000;
 
@@ -57,6 +60,18 @@ fn bench(c: &mut Criterion) {
     assert!(matches!(check.value, watchpost::promql::Value::Vector(ref v) if v.len() == 10));
     let mut g = c.benchmark_group("promql");
     g.sample_size(10).measurement_time(Duration::from_secs(20));
+    // For reference: what the storage alone costs for the same selection
+    // (select the 5m window of all 100k series and read every sample).
+    let matchers = [Matcher::equal("__name__", "x")];
+    g.bench_function("storage_select_100k", |b| {
+        b.iter(|| {
+            let selected = big.select(&matchers, at - 300_000 + 1, at).expect("select");
+            selected
+                .into_iter()
+                .map(|s| s.samples.count())
+                .sum::<usize>()
+        })
+    });
     g.bench_function("instant_sum_rate_100k", |b| {
         b.iter(|| {
             engine

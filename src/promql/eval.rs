@@ -603,10 +603,10 @@ impl<'i> SlidingWindow<'i> {
             }
             self.head += 1;
         }
-        let len = self.buf.len();
-        ev.charge_growth(&mut self.charged, len, true)?;
         // Drop samples that left the window once they are the larger part.
+        let len = self.buf.len();
         if self.head > 64 && self.head * 2 > len {
+            ev.charge_growth(&mut self.charged, len, true)?;
             self.buf.drain(..self.head);
             ev.release(self.head);
             self.charged -= self.head;
