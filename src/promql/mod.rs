@@ -303,6 +303,7 @@ impl Engine {
         ts: Timestamp,
         opts: &ExecOptions,
     ) -> Result<QueryResult, EvalError> {
+        check_time("evaluation", ts)?;
         let deadline = self.deadline(opts);
         let _slot = self.gate.enter(
             self.opts.max_concurrent_queries,
@@ -331,12 +332,14 @@ impl Engine {
         step: Duration,
         opts: &ExecOptions,
     ) -> Result<QueryResult, EvalError> {
-        let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX);
+        let step_ms = duration_ms(step);
         if step_ms <= 0 {
             return Err(EvalError::BadQuery(
                 "zero or negative query resolution step widths are not accepted: use a positive step such as 15s".to_string(),
             ));
         }
+        check_time("start", start)?;
+        check_time("end", end)?;
         if end < start {
             return Err(EvalError::BadQuery(format!(
                 "end timestamp {end} must not be before start timestamp {start}"
@@ -416,8 +419,22 @@ impl Engine {
     }
 }
 
+/// Largest time or duration the engine works with, in ms (about 36 million
+/// years): sums of a few of them cannot overflow an `i64`.
+pub(crate) const MAX_MS: i64 = 1 << 60;
+
+/// `d` in milliseconds, capped at [`MAX_MS`].
 pub(crate) fn duration_ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    i64::try_from(d.as_millis()).unwrap_or(MAX_MS).min(MAX_MS)
+}
+
+fn check_time(what: &str, t: Timestamp) -> Result<(), EvalError> {
+    if t.abs() > MAX_MS {
+        return Err(EvalError::BadQuery(format!(
+            "{what} timestamp {t} is out of range: use milliseconds within ±{MAX_MS}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

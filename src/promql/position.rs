@@ -420,10 +420,9 @@ impl<'t, 'a> Walker<'t, 'a> {
 }
 
 /// Milliseconds since the epoch of an `@` modifier, resolving `start()` and
-/// `end()` against the query's own start and end. Clamped to ±2^60 ms
-/// (36 million years) so window arithmetic cannot overflow.
+/// `end()` against the query's own start and end. Clamped to
+/// ±[`super::MAX_MS`] so window arithmetic cannot overflow.
 pub fn at_millis(at: &AtModifier, query_start: i64, query_end: i64) -> i64 {
-    const LIMIT: i64 = 1 << 60;
     let t = match at {
         AtModifier::Start => query_start,
         AtModifier::End => query_end,
@@ -432,7 +431,7 @@ pub fn at_millis(at: &AtModifier, query_start: i64, query_end: i64) -> i64 {
             Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
         },
     };
-    t.clamp(-LIMIT, LIMIT)
+    t.clamp(-super::MAX_MS, super::MAX_MS)
 }
 
 #[cfg(test)]
