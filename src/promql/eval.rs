@@ -551,11 +551,18 @@ pub(crate) struct SlidingWindow<'i> {
 }
 
 impl<'i> SlidingWindow<'i> {
-    pub fn new(it: &'i mut dyn Iterator<Item = Sample>, track_resets: bool) -> Self {
+    /// A window over `it`, buffering into `buf` (emptied first; pass the
+    /// buffer [`SlidingWindow::finish`] returned to reuse its allocation).
+    pub fn new(
+        it: &'i mut dyn Iterator<Item = Sample>,
+        track_resets: bool,
+        mut buf: Vec<Sample>,
+    ) -> Self {
+        buf.clear();
         SlidingWindow {
             it,
             pending: None,
-            buf: Vec::new(),
+            buf,
             head: 0,
             charged: 0,
             resets: track_resets.then_some(0),
@@ -626,8 +633,9 @@ impl<'i> SlidingWindow<'i> {
     }
 
     /// Gives back the accounted samples.
-    pub fn finish(self, ev: &mut Evaluator<'_>) {
+    pub fn finish(self, ev: &mut Evaluator<'_>) -> Vec<Sample> {
         ev.release(self.charged);
+        self.buf
     }
 }
 

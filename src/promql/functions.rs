@@ -701,8 +701,10 @@ fn range_function(
     let mut out: Vec<Series> = Vec::new();
     let mut present = vec![false; if f == RangeFn::Absent { n } else { 0 }];
     let counter = matches!(f, RangeFn::Rate | RangeFn::Increase);
+    // One window buffer, reused series after series.
+    let mut spare: Vec<Sample> = Vec::new();
     ev.for_each_range_series(src, |ev, labels, drop, samples| {
-        let mut window = SlidingWindow::new(samples, counter);
+        let mut window = SlidingWindow::new(samples, counter, std::mem::take(&mut spare));
         let mut points = Vec::new();
         let mut charged = 0;
         for i in 0..n {
@@ -739,7 +741,7 @@ fn range_function(
                 ev.charge_growth(&mut charged, points.len(), false)?;
             }
         }
-        window.finish(ev);
+        spare = window.finish(ev);
         ev.charge_growth(&mut charged, points.len(), true)?;
         if points.is_empty() {
             return Ok(());
