@@ -6,20 +6,22 @@
 //! engine selects series through [`Queryable::select`] and returns a
 //! [`QueryResult`]. It never writes to storage, never reads the clock for
 //! query semantics (time is an argument; the clock is read only to enforce
-//! the timeout) and keeps no state between queries, so one [`Engine`] can be
-//! shared by any number of threads.
+//! the timeout) and keeps no state between queries apart from the count of
+//! running ones, so one [`Engine`] can be shared by any number of threads.
 //!
-//! Layout: `parse` turns text into a [`Query`] (AST plus source positions for
-//! annotations); `eval` walks the AST over a grid of evaluation steps,
-//! selecting every series once for the whole window and sliding over it;
-//! `functions`, `aggregate` and `binary` implement the operators;
-//! `histogram` the classic-bucket quantile and fraction; `annotations` the
-//! warnings and infos Prometheus returns next to results; `test_script` the
-//! promqltest runner used by the conformance tests.
+//! Layout: [`Query::parse`] turns text into an AST (promql-parser) plus the
+//! source positions annotations point at (`position`); `eval` walks the AST
+//! over a grid of evaluation steps, selecting every series once for the
+//! whole window and sliding over it; `functions`, `aggregate` and `binary`
+//! implement the operators; `histogram` the classic-bucket quantile and
+//! fraction; `annotations` the warnings and infos Prometheus returns next to
+//! results; `test_script` the promqltest runner used by the conformance
+//! tests.
 //!
 //! Limits: a query holds at most [`EngineOptions::max_samples`] samples in
-//! memory at once and runs at most [`EngineOptions::timeout`]; hitting either
-//! is an [`EvalError`], never an out-of-memory.
+//! memory at once, runs at most [`EngineOptions::timeout`] (waiting for one
+//! of [`EngineOptions::max_concurrent_queries`] slots included); hitting a
+//! limit is an [`EvalError`], never an out-of-memory.
 
 mod aggregate;
 mod annotations;
