@@ -75,11 +75,7 @@ impl Demo {
             queue.clone(),
         );
         let errors = Counter::default();
-        registry.register(
-            "demo_errors",
-            "Errors; bursts now and then",
-            errors.clone(),
-        );
+        registry.register("demo_errors", "Errors; bursts now and then", errors.clone());
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)

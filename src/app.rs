@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, ApiState, Authenticator, ReloadFailed, ReloadRequest};
 use crate::config::{self, Config, ConfigError};
+use crate::promql::{Engine, EngineOptions};
 use crate::scrape::manager::ScrapeManager;
 use crate::storage::{DiskStorage, Storage, StorageOptions, WalSync};
 use crate::telemetry::Telemetry;
@@ -51,6 +52,8 @@ pub struct Options {
     /// precedes it (`--storage.refuse-on-corruption`).
     pub refuse_on_corruption: bool,
     pub web_config_file: Option<PathBuf>,
+    /// PromQL engine limits (`--query.*` flags).
+    pub query: EngineOptions,
 }
 
 impl Options {
@@ -63,6 +66,7 @@ impl Options {
             wal_sync: WalSync::default(),
             refuse_on_corruption: false,
             web_config_file: None,
+            query: EngineOptions::default(),
         }
     }
 }
@@ -200,6 +204,9 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         .last_reload_success_timestamp_seconds
         .set(crate::model::timestamp_of(SystemTime::now()) / 1000);
 
+    // Subqueries without a step use the global evaluation interval, as in
+    // Prometheus.
+    let current_cfg_eval_interval = cfg.global.evaluation_interval;
     let current = Arc::new(RwLock::new(Arc::new(cfg)));
     let (reload_tx, reload_rx) = mpsc::channel(8);
     let ready = Arc::new(AtomicBool::new(false));
@@ -212,8 +219,11 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
                 .collect()
         })
         .unwrap_or_default();
+    let mut engine_opts = opts.query.clone();
+    engine_opts.default_subquery_step = current_cfg_eval_interval;
     let state = ApiState {
         storage: storage.clone(),
+        engine: Arc::new(Engine::new(engine_opts)),
         scrape: scrape.clone(),
         config: current.clone(),
         telemetry: telemetry.clone(),

@@ -80,6 +80,22 @@ struct RunArgs {
     /// keeping everything before the damage and starting.
     #[arg(long = "storage.refuse-on-corruption")]
     refuse_on_corruption: bool,
+    /// How far back an instant selector looks for a sample.
+    #[arg(long = "query.lookback-delta", value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    query_lookback_delta: std::time::Duration,
+    /// Longest a query may run.
+    #[arg(long = "query.timeout", value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    query_timeout: std::time::Duration,
+    /// Most samples a single query may hold in memory.
+    #[arg(
+        long = "query.max-samples",
+        value_name = "N",
+        default_value_t = 50_000_000
+    )]
+    query_max_samples: usize,
+    /// Most queries running at once; further queries wait.
+    #[arg(long = "query.max-concurrency", value_name = "N", default_value_t = 20)]
+    query_max_concurrency: usize,
     /// Prometheus web config file: TLS and basic auth for the HTTP server.
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
@@ -138,6 +154,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         wal_sync: args.wal_sync,
         refuse_on_corruption: args.refuse_on_corruption,
         web_config_file: args.web_config_file,
+        query: watchpost::promql::EngineOptions {
+            lookback_delta: args.query_lookback_delta,
+            timeout: args.query_timeout,
+            max_samples: args.query_max_samples,
+            max_concurrent_queries: args.query_max_concurrency,
+            ..Default::default()
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -150,6 +173,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         app::run(opts, listener, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    watchpost::model::parse_duration(s)
 }
 
 fn parse_wal_sync(s: &str) -> Result<WalSync, String> {

@@ -9,6 +9,7 @@
 
 mod auth;
 mod prom;
+mod query;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use auth::{AuthError, Authenticator, TlsListener, load_tls_acceptor};
 
 use crate::config::Config;
+use crate::promql::Engine;
 use crate::scrape::manager::ScrapeManager;
 use crate::storage::Storage;
 use crate::telemetry::Telemetry;
@@ -43,6 +45,7 @@ pub struct ReloadRequest {
 #[derive(Clone)]
 pub struct ApiState {
     pub storage: Arc<dyn Storage>,
+    pub engine: Arc<Engine>,
     pub scrape: Arc<ScrapeManager>,
     pub config: Arc<RwLock<Arc<Config>>>,
     pub telemetry: Arc<Telemetry>,
@@ -64,6 +67,14 @@ impl ApiState {
 /// The full router.
 pub fn router(state: ApiState) -> Router {
     let api = Router::new()
+        .route(
+            "/api/v1/query",
+            get(query::instant).post(query::instant_post),
+        )
+        .route(
+            "/api/v1/query_range",
+            get(query::range).post(query::range_post),
+        )
         .route("/api/v1/targets", get(prom::targets))
         .route("/api/v1/series", get(prom::series).post(prom::series_post))
         .route("/api/v1/labels", get(prom::labels).post(prom::labels_post))

@@ -71,10 +71,9 @@ pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
     h
 }
 
-/// Formats a float the way Prometheus's API and text exposition do:
-/// `NaN`, `+Inf`, `-Inf`, otherwise the shortest representation that
-/// round-trips (Go's `strconv.FormatFloat(v, 'f', -1, 64)` for ordinary
-/// magnitudes, exponent form for very large or small ones).
+/// Formats a float the way Prometheus's API does (its `jsonutil`): `NaN`,
+/// `+Inf`, `-Inf`, otherwise the shortest representation that round-trips,
+/// in plain notation, or in exponent notation below 1e-6 and from 1e21.
 pub fn format_float(v: f64) -> String {
     if v.is_nan() {
         return "NaN".to_string();
@@ -83,7 +82,7 @@ pub fn format_float(v: f64) -> String {
         return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
     }
     let abs = v.abs();
-    if abs != 0.0 && !(1e-4..1e21).contains(&abs) {
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
         // Go prints e.g. 1e-05 and 1e+21: exponent with sign and two digits.
         let s = format!("{v:e}");
         let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
@@ -118,6 +117,7 @@ mod tests {
         assert_eq!(format_float(f64::NEG_INFINITY), "-Inf");
         assert_eq!(format_float(1e21), "1e+21");
         assert_eq!(format_float(1.5e-7), "1.5e-07");
+        assert_eq!(format_float(1.5e-5), "0.000015");
         assert_eq!(format_float(123456789.0), "123456789");
         assert_eq!(format_float(-2.5), "-2.5");
     }
