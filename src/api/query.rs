@@ -13,7 +13,9 @@ use axum::Form;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value as Json, json};
+use serde_json::json;
+#[cfg(test)]
+use serde_json::Value as Json;
 
 use super::ApiState;
 use super::prom::{Params, parse_time};
@@ -240,7 +242,7 @@ fn respond(
     limit: usize,
 ) -> Response {
     match res {
-        Ok(Ok(r)) => success(r, limit).into_response(),
+        Ok(Ok(r)) => success(r, limit),
         Ok(Err(e)) => QueryError::from(e).into_response(),
         Err(e) => QueryError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -251,70 +253,147 @@ fn respond(
     }
 }
 
-/// Unix seconds as Prometheus writes them: a JSON number with up to three
-/// decimals.
-fn time_json(t: Timestamp) -> Json {
-    if t % 1000 == 0 {
-        json!(t / 1000)
-    } else {
-        json!(t as f64 / 1000.0)
+/// Writes unix seconds as Prometheus does: a JSON number with up to three
+/// decimals (`1435781451.781`, `1435781451`).
+fn write_time(out: &mut String, t: Timestamp) {
+    use std::fmt::Write as _;
+    if t < 0 {
+        out.push('-');
+    }
+    let abs = t.unsigned_abs();
+    let (secs, ms) = (abs / 1000, abs % 1000);
+    let _ = write!(out, "{secs}");
+    if ms != 0 {
+        let frac = format!("{ms:03}");
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
     }
 }
 
-fn metric_json(l: &Labels) -> Json {
-    let mut m = Map::new();
-    for lb in l {
-        m.insert(lb.name.clone(), Json::String(lb.value.clone()));
+/// Writes `s` as a JSON string.
+fn write_str(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
     }
-    Json::Object(m)
+    out.push('"');
 }
 
-fn success(r: QueryResult, limit: usize) -> axum::Json<Json> {
+fn write_metric(out: &mut String, l: &Labels) {
+    out.push('{');
+    for (i, lb) in l.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, &lb.name);
+        out.push(':');
+        write_str(out, &lb.value);
+    }
+    out.push('}');
+}
+
+/// `[t,"v"]`.
+fn write_point(out: &mut String, t: Timestamp, v: f64) {
+    out.push('[');
+    write_time(out, t);
+    out.push_str(",\"");
+    out.push_str(&format_float(v));
+    out.push_str("\"]");
+}
+
+/// Encodes the success envelope directly into one buffer: a range query
+/// can return millions of points, and building a JSON tree for them costs
+/// more than evaluating the query.
+fn success(r: QueryResult, limit: usize) -> Response {
     let mut warnings = r.warnings;
     let truncated = |n: usize| limit > 0 && n > limit;
-    let (kind, result) = match r.value {
-        Value::Scalar(s) => ("scalar", json!([time_json(s.t), format_float(s.v)])),
-        Value::String { t, v } => ("string", json!([time_json(t), v])),
+    let mut out = String::with_capacity(4096);
+    out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":");
+    match r.value {
+        Value::Scalar(s) => {
+            out.push_str("\"scalar\",\"result\":");
+            write_point(&mut out, s.t, s.v);
+        }
+        Value::String { t, v } => {
+            out.push_str("\"string\",\"result\":[");
+            write_time(&mut out, t);
+            out.push(',');
+            write_str(&mut out, &v);
+            out.push(']');
+        }
         Value::Vector(mut v) => {
             if truncated(v.len()) {
                 v.truncate(limit);
                 warnings.push("results truncated due to limit".to_string());
             }
-            let items: Vec<Json> = v
-                .iter()
-                .map(|s| json!({"metric": metric_json(&s.labels), "value": [time_json(s.t), format_float(s.v)]}))
-                .collect();
-            ("vector", Json::Array(items))
+            out.reserve(v.len() * 96);
+            out.push_str("\"vector\",\"result\":[");
+            for (i, s) in v.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                write_metric(&mut out, &s.labels);
+                out.push_str(",\"value\":");
+                write_point(&mut out, s.t, s.v);
+                out.push('}');
+            }
+            out.push(']');
         }
         Value::Matrix(mut m) => {
             if truncated(m.len()) {
                 m.truncate(limit);
                 warnings.push("results truncated due to limit".to_string());
             }
-            let items: Vec<Json> = m
-                .iter()
-                .map(|s| {
-                    let values: Vec<Json> = s
-                        .samples
-                        .iter()
-                        .map(|x| json!([time_json(x.t), format_float(x.v)]))
-                        .collect();
-                    json!({"metric": metric_json(&s.labels), "values": values})
-                })
-                .collect();
-            ("matrix", Json::Array(items))
+            let points: usize = m.iter().map(|s| s.samples.len()).sum();
+            out.reserve(m.len() * 96 + points * 28);
+            out.push_str("\"matrix\",\"result\":[");
+            for (i, s) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                write_metric(&mut out, &s.labels);
+                out.push_str(",\"values\":[");
+                for (j, p) in s.samples.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    write_point(&mut out, p.t, p.v);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
         }
-    };
-    let mut body = Map::new();
-    body.insert("status".into(), json!("success"));
-    body.insert("data".into(), json!({"resultType": kind, "result": result}));
-    if !warnings.is_empty() {
-        body.insert("warnings".into(), json!(warnings));
     }
-    if !r.infos.is_empty() {
-        body.insert("infos".into(), json!(r.infos));
+    out.push('}');
+    for (key, list) in [("warnings", &warnings), ("infos", &r.infos)] {
+        if !list.is_empty() {
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":[");
+            for (i, w) in list.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_str(&mut out, w);
+            }
+            out.push(']');
+        }
     }
-    axum::Json(Json::Object(body))
+    out.push('}');
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], out).into_response()
 }
 
 #[cfg(test)]
@@ -323,8 +402,37 @@ mod tests {
 
     #[test]
     fn times_render_like_prometheus() {
-        assert_eq!(time_json(1_435_781_451_781).to_string(), "1435781451.781");
-        assert_eq!(time_json(1_000).to_string(), "1");
+        let t = |ms| {
+            let mut s = String::new();
+            write_time(&mut s, ms);
+            s
+        };
+        assert_eq!(t(1_435_781_451_781), "1435781451.781");
+        assert_eq!(t(1_435_781_451_780), "1435781451.78");
+        assert_eq!(t(1_000), "1");
+        assert_eq!(t(-1_500), "-1.5");
+    }
+
+    #[test]
+    fn encoded_result_is_valid_json() {
+        let r = QueryResult {
+            value: Value::Vector(vec![crate::promql::VectorSample {
+                labels: Labels::from_pairs([("a", "q\"uote\\\n\u{1}")]),
+                t: 1500,
+                v: f64::NAN,
+            }]),
+            warnings: vec!["w".into()],
+            infos: vec![],
+        };
+        let resp = success(r, 0);
+        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(resp.into_body(), usize::MAX))
+            .unwrap()
+            .unwrap();
+        let v: Json = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["data"]["result"][0]["metric"]["a"], "q\"uote\\\n\u{1}");
+        assert_eq!(v["data"]["result"][0]["value"][1], "NaN");
+        assert_eq!(v["data"]["result"][0]["value"][0], 1.5);
+        assert_eq!(v["warnings"][0], "w");
     }
 
     #[test]

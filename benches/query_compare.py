@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Side-by-side PromQL latency: watchpost vs Prometheus on identical data.
+
+Both systems scrape the same synthetic targets in the same run. The targets
+expose explicit timestamps on a virtual clock (honor_timestamps: true), so
+both hold exactly the same samples; the virtual clock runs 15x faster than
+real time so an hour of 15 s history accumulates in about four minutes.
+Then both answer the same queries, alternately, and the script compares
+latency (client-measured) and checks the results are identical.
+
+Queries (from the PromQL issue):
+  A  instant  sum by (job) (rate(x[5m]))      over 100k series (100 targets x 1000)
+  B  range    sum by (job) (rate(y[5m]))      1 h at 15 s step over 10k series
+  C  range    rate(y[5m])                     1 h at 15 s step over 10k series
+
+Evaluation times sit half a step off the sample grid, so Prometheus 2.42's
+closed range selectors and watchpost's left-open ones (Prometheus 3.x
+semantics) select the same samples.
+
+Usage (from the repository root; needs Debian's prometheus package):
+  cargo build --release
+  python3 benches/query_compare.py [--reps 10] [--prometheus prometheus]
+Bounded: the targets stop after --max-runtime seconds (default 900), every
+process started here is killed on exit.
+"""
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+STEP = 15            # virtual seconds between samples
+SPEED = 15           # virtual seconds per real second
+HISTORY = 3900       # virtual seconds of history to build (1h + 5m)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Targets:
+    """K_A targets of M_A series of counter x, and K_B of M_B series of y."""
+
+    def __init__(self, groups, t0, max_runtime):
+        self.groups = groups          # list of (metric, k, m)
+        self.t0 = t0                  # virtual start (unix seconds, multiple of STEP)
+        self.real0 = None             # the virtual clock starts when both systems scrape
+        self.max_runtime = max_runtime
+        self.ports = []
+        self.templates = {}
+        self.cache = {}
+
+    def start_clock(self):
+        self.real0 = time.time()
+
+    def vstep(self):
+        if self.real0 is None:
+            return 0
+        n = int((time.time() - self.real0) * SPEED // STEP)
+        return min(n, HISTORY // STEP)
+
+    def body(self, port):
+        metric, base, m = self.templates[port]
+        n = self.vstep()
+        cached = self.cache.get(port)
+        if cached and cached[0] == n:
+            return cached[1]
+        ts = (self.t0 + n * STEP) * 1000
+        # value = n * (1 + i % 7): integer counters with varied rates
+        lines = ["# TYPE %s counter\n" % metric]
+        for i in range(m):
+            lines.append('%s{job="job-%d",series="%d"} %d %d\n' % (metric, (base + i) % 10, base + i, n * (1 + i % 7), ts))
+        data = "".join(lines).encode()
+        self.cache[port] = (n, data)
+        return data
+
+    async def handle(self, reader, writer, port):
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                while True:
+                    h = await reader.readline()
+                    if h in (b"\r\n", b"\n", b""):
+                        break
+                body = self.body(port)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %d\r\n\r\n" % len(body))
+                writer.write(body)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def serve(self, ready):
+        servers = []
+        for metric, k, m in self.groups:
+            for j in range(k):
+                port = free_port()
+                self.templates[port] = (metric, j * m, m)
+                srv = await asyncio.start_server(lambda r, w, p=port: self.handle(r, w, p), "127.0.0.1", port)
+                servers.append(srv)
+                self.ports.append((metric, port))
+        ready.set()
+        await asyncio.sleep(self.max_runtime)
+        for s in servers:
+            s.close()
+
+
+def write_config(path, targets, interval):
+    jobs = {}
+    for metric, port in targets:
+        jobs.setdefault(metric, []).append("127.0.0.1:%d" % port)
+    out = ["global:\n  scrape_interval: %s\n  scrape_timeout: %s\nscrape_configs:\n" % (interval, interval)]
+    for metric, addrs in jobs.items():
+        out.append("  - job_name: %s\n    honor_labels: true\n    honor_timestamps: true\n    static_configs:\n      - targets: [%s]\n"
+                   % (metric, ", ".join('"%s"' % a for a in addrs)))
+    with open(path, "w") as f:
+        f.write("".join(out))
+
+
+def wait_ready(url, proc, limit=60):
+    for _ in range(limit * 10):
+        if proc.poll() is not None:
+            raise SystemExit("process exited early: %s" % url)
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("not ready: " + url)
+
+
+def query(base, path, params):
+    url = base + path + "?" + urllib.parse.urlencode(params)
+    t = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=300) as r:
+        data = r.read()
+    dt = time.perf_counter() - t
+    return dt, json.loads(data)
+
+
+def canonical(resp):
+    d = resp["data"]
+    out = []
+    for s in d["result"]:
+        pts = s.get("values") or [s["value"]]
+        out.append((json.dumps(s["metric"], sort_keys=True), [(round(float(p[0]), 3), float(p[1])) for p in pts]))
+    out.sort()
+    return d["resultType"], out
+
+
+def same_results(a, b):
+    """Equal series and timestamps, values equal up to float rounding: the
+    two engines add in different orders (Prometheus 2.42 sums naively,
+    watchpost with Kahan compensation like Prometheus 3.x)."""
+    if a[0] != b[0] or len(a[1]) != len(b[1]):
+        return False, "different shape"
+    for (ma, pa), (mb, pb) in zip(a[1], b[1]):
+        if ma != mb or len(pa) != len(pb):
+            return False, "series %s vs %s, %d vs %d points" % (ma, mb, len(pa), len(pb))
+        for (ta, va), (tb, vb) in zip(pa, pb):
+            if ta != tb or not (va == vb or abs(va - vb) <= 1e-9 * max(abs(va), abs(vb))):
+                return False, "%s at %s: %r vs %r" % (ma, ta, va, vb)
+    return True, ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--prometheus", default="prometheus")
+    ap.add_argument("--watchpost", default="target/release/watchpost")
+    ap.add_argument("--interval", default="500ms", help="scrape interval of both systems")
+    ap.add_argument("--max-runtime", type=float, default=900)
+    a = ap.parse_args()
+    if not shutil.which(a.prometheus):
+        raise SystemExit("prometheus not found (apt-get install prometheus)")
+    now = int(time.time())
+    t0 = (now - HISTORY) // STEP * STEP
+    tg = Targets([("x", 100, 1000), ("y", 10, 1000)], t0, a.max_runtime)
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=lambda: loop.run_until_complete(tg.serve(ready)), daemon=True).start()
+    ready.wait()
+
+    tmp = tempfile.mkdtemp(prefix="wp-querycmp-")
+    procs = []
+
+    def cleanup(*_):
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    signal.signal(signal.SIGTERM, lambda *x: (cleanup(), sys.exit(1)))
+    try:
+        cfg = os.path.join(tmp, "scrape.yml")
+        write_config(cfg, tg.ports, a.interval)
+        pp, wp = free_port(), free_port()
+        procs.append(subprocess.Popen([a.prometheus, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(tmp, "prom"),
+                                       "--web.listen-address=127.0.0.1:%d" % pp], stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "prom.log"), "w")))
+        procs.append(subprocess.Popen([a.watchpost, "run", "--config.file=" + cfg, "--storage.path=" + os.path.join(tmp, "wp"),
+                                       "--web.listen-address=127.0.0.1:%d" % wp], stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "wp.log"), "w")))
+        systems = {"prometheus": "http://127.0.0.1:%d" % pp, "watchpost": "http://127.0.0.1:%d" % wp}
+        wait_ready(systems["prometheus"] + "/-/ready", procs[0])
+        wait_ready(systems["watchpost"] + "/-/ready", procs[1])
+        # Both scrape step 0 until each has every target (Prometheus applies
+        # discovery results after a few seconds); only then time moves, so
+        # both hold the same samples from the first step on.
+        for _ in range(600):
+            counts = []
+            for base in systems.values():
+                try:
+                    _, r = query(base, "/api/v1/query", {"query": "count(x) + count(y)"})
+                    counts.append(float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0)
+                except Exception:
+                    counts.append(0)
+            if all(c == 110000 for c in counts):
+                break
+            time.sleep(0.5)
+        else:
+            raise SystemExit("systems did not ingest all series: %s" % counts)
+        time.sleep(2)
+        tg.start_clock()
+        need = HISTORY / SPEED + 10
+        print("building %d virtual seconds of history: %.0f s real" % (HISTORY, need), flush=True)
+        time.sleep(need)
+        end_v = t0 + (HISTORY // STEP) * STEP
+        t_eval = end_v - STEP / 2
+        queries = [
+            ("A instant sum by (job) (rate(x[5m])) over 100k series", "/api/v1/query",
+             {"query": "sum by (job) (rate(x[5m]))", "time": "%.3f" % t_eval}),
+            ("B range 1h/15s sum by (job) (rate(y[5m])) over 10k series", "/api/v1/query_range",
+             {"query": "sum by (job) (rate(y[5m]))", "start": "%.3f" % (t_eval - 3600), "end": "%.3f" % t_eval, "step": "15"}),
+            ("C range 1h/15s rate(y[5m]) over 10k series", "/api/v1/query_range",
+             {"query": "rate(y[5m])", "start": "%.3f" % (t_eval - 3600), "end": "%.3f" % t_eval, "step": "15"}),
+        ]
+        # Both must hold the same samples: compare raw series counts first.
+        for name, base in systems.items():
+            _, r = query(base, "/api/v1/query", {"query": "count(x) + count(y)", "time": "%.3f" % t_eval})
+            print("%s holds %s series at the evaluation time" % (name, r["data"]["result"][0]["value"][1]))
+        results = []
+        for label, path, params in queries:
+            lat = {"prometheus": [], "watchpost": []}
+            answers = {}
+            for rep in range(a.reps + 1):
+                order = ["prometheus", "watchpost"] if rep % 2 == 0 else ["watchpost", "prometheus"]
+                for name in order:
+                    dt, resp = query(systems[name], path, params)
+                    if resp.get("status") != "success":
+                        raise SystemExit("%s failed %s: %s" % (name, label, resp))
+                    if rep > 0:   # the first round warms caches
+                        lat[name].append(dt)
+                    answers[name] = canonical(resp)
+            same, why = same_results(answers["prometheus"], answers["watchpost"])
+            mp, mw = statistics.median(lat["prometheus"]), statistics.median(lat["watchpost"])
+            results.append((label, mp, mw, same, len(answers["watchpost"][1])))
+            if not same:
+                print("  results differ for %s: %s" % (label, why))
+        print()
+        print("%-62s %12s %12s %8s %10s" % ("query", "prometheus", "watchpost", "ratio", "identical"))
+        for label, mp, mw, same, n in results:
+            print("%-62s %10.1fms %10.1fms %8.2f %10s" % (label, mp * 1000, mw * 1000, mw / mp, "yes (%d)" % n if same else "NO"))
+        print("(median of %d alternating runs each; ratio = watchpost / prometheus; budget <= 0.5;"
+              " identical = same series, timestamps and values within 1e-9 relative)" % a.reps)
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    main()
