@@ -46,6 +46,23 @@ pub struct Sample {
     pub v: f64,
 }
 
+/// What a scrape loop publishes after a successful scrape, so that
+/// consumers (low-latency rule evaluation) can react to fresh data without
+/// the scrape layer knowing about them.
+#[derive(Debug, Clone)]
+pub struct ScrapeEvent {
+    pub job: String,
+    /// The scrape's timestamp (the time its samples were stored at).
+    pub timestamp: Timestamp,
+    /// Sorted, deduplicated metric names the target exposed in this scrape.
+    /// Shared: it only changes when the target's set of series changes.
+    pub metric_names: std::sync::Arc<Vec<String>>,
+}
+
+/// A subscriber to [`ScrapeEvent`]s. Called on the scrape loop's task, so
+/// it must return quickly (e.g. set a flag or send on a channel).
+pub type ScrapeHook = std::sync::Arc<dyn Fn(&ScrapeEvent) + Send + Sync>;
+
 /// Converts a wall-clock time to a [`Timestamp`].
 pub fn timestamp_of(t: std::time::SystemTime) -> Timestamp {
     match t.duration_since(std::time::UNIX_EPOCH) {
