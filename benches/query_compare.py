@@ -227,7 +227,7 @@ def main():
             counts = []
             for base in systems.values():
                 try:
-                    _, r = query(base, "/api/v1/query", {"query": "count(x) + count(y)"})
+                    _, r = query(base, "/api/v1/query", {"query": "count(x) + count(y)", "time": "%d" % (t0 + 1)})
                     counts.append(float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0)
                 except Exception:
                     counts.append(0)
