@@ -431,7 +431,7 @@ fn http_or(
 fn host_port(cx: &mut Cx<'_>, ctx: &str, key: &str, v: &S<String>) -> Option<HostPort> {
     let s = v.value.as_str();
     let split = if let Some(rest) = s.strip_prefix('[') {
-        rest.split_once("]:").map(|(h, p)| (h, p))
+        rest.split_once("]:")
     } else {
         s.rsplit_once(':').filter(|(h, _)| !h.contains(':'))
     };
@@ -1066,17 +1066,17 @@ fn slack(
                 format!("{actx}url or name is missing: a button needs a url (link) or a name (interactive)"),
             );
         }
-        let confirm = v.confirm.as_ref().and_then(|c| {
+        let confirm = v.confirm.as_ref().map(|c| {
             let t = text(&c.value.text, "");
             if t.is_empty() {
                 cx.err(c.referenced, format!("{actx}confirm: text is missing"));
             }
-            Some(SlackConfirm {
+            SlackConfirm {
                 text: t,
                 title: text(&c.value.title, ""),
                 ok_text: text(&c.value.ok_text, ""),
                 dismiss_text: text(&c.value.dismiss_text, ""),
-            })
+            }
         });
         // A link button carries no interactive fields (Alertmanager clears them).
         let link = !url.is_empty();
