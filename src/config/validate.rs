@@ -206,7 +206,7 @@ fn build_config(cx: &mut Cx<'_>, raw: RawConfig, env: Env<'_>) -> Config {
         }
         (None, Some(f)) => {
             let path = cx.path(&f.value);
-            super::notify::load_file(cx, &path, f.referenced)
+            super::notify::load_referenced_file(cx, &path, f.referenced)
         }
         (None, None) => None,
     };

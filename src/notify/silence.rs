@@ -164,7 +164,7 @@ impl Silence {
                     reason: format!(
                         "invalid regular expression {:?}: {}",
                         e.pattern,
-                        e.reason.lines().last().unwrap_or("").trim()
+                        crate::config::notify::regex_reason(&e.reason)
                     ),
                 }
             })?;

@@ -8,6 +8,8 @@ mod architecture;
 mod cli;
 mod config;
 mod exposition;
+mod notify_config;
+mod notify_interop;
 mod restart;
 mod scrape_e2e;
 mod storage;

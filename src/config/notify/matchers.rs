@@ -63,17 +63,20 @@ fn build(op: MatchOp, name: &str, value: &str) -> Result<Matcher, MatcherSyntaxE
         MatcherSyntaxError(format!(
             "invalid regular expression {:?}: {}",
             e.pattern,
-            first_line(&e.reason)
+            regex_reason(&e.reason)
         ))
     })
 }
 
-fn first_line(s: &str) -> String {
-    s.lines()
+/// The cause line of a regex compile error (`unclosed group`), without the
+/// echo of the anchored pattern the regex crate prints above it.
+pub fn regex_reason(reason: &str) -> String {
+    let last = reason
+        .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("regex parse error"))
-        .collect::<Vec<_>>()
-        .join(" ")
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("");
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
 /// The classic parser (`pkg/labels`): split at commas outside quotes, each

@@ -23,11 +23,12 @@ use std::path::Path;
 
 use serde_saphyr::Spanned;
 
-pub use matchers::{MatcherSyntaxError, parse_matcher, parse_matchers};
+pub use matchers::{MatcherSyntaxError, parse_matcher, parse_matchers, regex_reason};
 pub use types::*;
 pub use validate::parse_go_duration;
 
-use crate::config::error::yaml_error;
+use crate::config::ConfigError;
+use crate::config::error::{Diags, yaml_error};
 use crate::config::redact::redact_value;
 use crate::config::validate::Cx;
 use raw::RawNotify;
@@ -55,7 +56,7 @@ pub(crate) fn load_inline(
 /// Reads and validates the file `notify_file:` names (`at` is where the
 /// key's value is, for a read error). The file's own errors are reported
 /// with its path as written after resolving against the config's directory.
-pub(crate) fn load_file(
+pub(crate) fn load_referenced_file(
     cx: &mut Cx<'_>,
     path: &Path,
     at: serde_saphyr::Location,
@@ -88,4 +89,39 @@ pub(crate) fn load_file(
     let errors = sub.error_count();
     cx.add_errors(errors);
     config
+}
+
+/// Reads and validates a standalone `alertmanager.yml` (what `notify_file:`
+/// names). Errors name the file as `path` is written; relative paths in it
+/// resolve against its directory.
+pub fn load_file(path: &Path) -> Result<NotifyConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut c = load_str(&text, &path.display().to_string(), base)?;
+    c.path = Some(path.to_path_buf());
+    Ok(c)
+}
+
+/// Validates the text of an `alertmanager.yml`. `name` is what errors show
+/// as the file; relative paths resolve against `base_dir`.
+pub fn load_str(yaml: &str, name: &str, base_dir: &Path) -> Result<NotifyConfig, ConfigError> {
+    let raw: Option<RawNotify> = serde_saphyr::from_str(yaml)
+        .map_err(|e| ConfigError::Invalid(vec![yaml_error(&e, yaml, name)]))?;
+    let mut shown: serde_json::Value = serde_saphyr::from_str(yaml).unwrap_or_default();
+    redact_value(&mut shown, None);
+    let mut diags = Diags::default();
+    let config = {
+        let mut cx = Cx::new(name, yaml, base_dir, &mut diags);
+        let start = serde_saphyr::from_str::<Spanned<serde::de::IgnoredAny>>(yaml)
+            .map(|s| s.referenced)
+            .unwrap_or(serde_saphyr::Location::UNKNOWN);
+        validate::build(&mut cx, &raw.unwrap_or_default(), start, None, shown)
+    };
+    match config {
+        Some(c) if diags.is_empty() => Ok(c),
+        _ => Err(ConfigError::Invalid(diags.into_sorted())),
+    }
 }

@@ -22,7 +22,8 @@ use super::raw::*;
 use super::types::*;
 use crate::config::raw::{RawHttpConfig, S, SpannedMap};
 use crate::config::validate::{
-    Cx, build_http_client, build_tls, check_http_url, duration, path_string, secret_source, set,
+    Cx, build_http_client, build_tls, check_http_url, duration, path_string, refused,
+    secret_source, set,
 };
 use crate::config::{Diagnostic, HttpClientConfig, SecretSource};
 use crate::model::{MatchOp, Matcher, is_valid_label_name};
@@ -393,6 +394,7 @@ fn default_http() -> HttpClientConfig {
 
 fn http(cx: &mut Cx<'_>, w: &mut Warnings, ctx: &str, h: &S<RawHttpConfig>) -> HttpClientConfig {
     let hctx = format!("{ctx}http_config: ");
+    refused(cx, &hctx, &h.value.refused_keys());
     let c = build_http_client(cx, &hctx, h.value.http_client());
     let files = [
         (
@@ -1627,7 +1629,7 @@ fn match_map(
                         "{ctx}{key}: {}: invalid regular expression {:?}: {}",
                         name.value,
                         e.pattern,
-                        e.reason.lines().last().unwrap_or("").trim()
+                        super::matchers::regex_reason(&e.reason)
                     ),
                 );
             }
