@@ -26,7 +26,7 @@ use std::time::Duration;
 use crate::model::{Alert, Labels, Timestamp, fingerprint_hex};
 
 pub use inhibit::{Inhibition, Inhibitor};
-pub use route::{Route, RouteMatch, routes_for};
+pub use route::{Route, RouteMatch, parse_label_set, routes_for};
 pub use silence::{Silence, SilenceError, SilenceMatcher, SilenceState};
 pub use timeinterval::{Muted, TimeIntervals};
 

@@ -19,7 +19,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::config::notify::{GroupBy, NotifyConfig, RouteConfig};
+use crate::config::notify::{
+    GroupBy, MatcherSyntaxError, NotifyConfig, RouteConfig, parse_matchers,
+};
 use crate::model::{Labels, MatchOp, Matcher};
 
 /// Alertmanager's defaults for the root route.
@@ -269,6 +271,23 @@ pub fn routes_for(config: &NotifyConfig, labels: &Labels) -> Vec<RouteMatch> {
         .collect()
 }
 
+/// Parses a label set written as `a=b,c="d e"` (or `{...}`), as
+/// `watchpost notify routes --labels` takes it: every pair must use `=`.
+pub fn parse_label_set(s: &str) -> Result<Labels, MatcherSyntaxError> {
+    let ms = parse_matchers(s)?;
+    let mut pairs = Vec::with_capacity(ms.len());
+    for m in ms {
+        if m.op != MatchOp::Equal {
+            return Err(MatcherSyntaxError(format!(
+                "{}{}{:?} is not a label: write name=value",
+                m.name, m.op, m.value
+            )));
+        }
+        pairs.push((m.name, m.value));
+    }
+    Ok(Labels::from_pairs(pairs))
+}
+
 /// Alertmanager's `Matchers.String()`: `{a="b",c=~"d"}`.
 pub fn matchers_string(ms: &[Matcher]) -> String {
     let parts: Vec<String> = ms.iter().map(matcher_string).collect();
@@ -346,7 +365,6 @@ pub fn go_quote(s: &str) -> String {
 #[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
-    use crate::config::notify::parse_matchers;
 
     fn route(
         receiver: Option<&str>,
@@ -524,6 +542,16 @@ mod tests {
         // No group_by at all: one group per route.
         let flat = Route::new(&route(Some("r"), "", false, vec![]));
         assert_eq!(flat.group_key(&l), "{}:{}");
+    }
+
+    #[test]
+    fn label_sets_from_the_command_line() {
+        let l = parse_label_set(r#"alertname=Down,severity="page me""#).unwrap();
+        assert_eq!(l.get("severity"), Some("page me"));
+        assert_eq!(l.len(), 2);
+        assert!(parse_label_set("a=~b").is_err());
+        assert!(parse_label_set("a").is_err());
+        assert!(parse_label_set("").unwrap().is_empty());
     }
 
     #[test]

@@ -16,7 +16,10 @@
 //! the expression, read in the interval's location (so `0 2 * * SUN` in
 //! Europe/Berlin stays at 02:00 local time across DST changes), and is open
 //! for `duration`; a moment is inside when the most recent fire time `f`
-//! satisfies `f <= t < f + duration`.
+//! satisfies `f <= t < f + duration`. A fire time that falls into the
+//! spring-forward gap moves to the first minute after it; one that falls
+//! into the repeated autumn hour opens a single window, at its first
+//! occurrence (croner's rules, as cron daemons do).
 //!
 //! Fourth stage of the pipeline (with silences). Pure: `t` is an argument.
 
@@ -358,6 +361,17 @@ mod tests {
         assert!(nightly.contains(at("2024-10-26T23:30:00Z")));
         assert!(nightly.contains(at("2024-10-28T00:30:00Z")));
         assert!(!nightly.contains(at("2024-10-27T23:30:00Z")));
+
+        // 02:30 does not exist on 2024-03-31 in Berlin: that night's window
+        // opens when the clock jumps to 03:00 (01:00 UTC).
+        let half_past_two = cron("30 2 * * *", 1, IntervalLocation::Tz(tz));
+        assert!(!half_past_two.contains(at("2024-03-31T00:45:00Z")));
+        assert!(half_past_two.contains(at("2024-03-31T01:15:00Z")));
+        assert!(!half_past_two.contains(at("2024-03-31T02:05:00Z")));
+        // 02:30 happens twice on 2024-10-27: the window opens once, at the
+        // first (00:30 UTC).
+        assert!(half_past_two.contains(at("2024-10-27T00:45:00Z")));
+        assert!(!half_past_two.contains(at("2024-10-27T01:45:00Z")));
     }
 
     #[test]
