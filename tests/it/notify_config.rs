@@ -394,6 +394,13 @@ fn inline_section_errors_point_into_the_main_file() {
             "w.yml:5:15: route: receiver \"nobody\" is not defined: add it to receivers or fix the name"
         ]
     );
+    let e = config::load_str("notify: {}\n", "w.yml", Path::new("")).unwrap_err();
+    assert_eq!(
+        e.messages(),
+        [
+            "w.yml:1:9: route is missing: an Alertmanager config needs a root route with a default receiver"
+        ]
+    );
     let yaml = "notify:\n  route: {receiver: r}\n  receivers: [{name: r, telegram_configs: [{bot_token_file: tg, chat_id: 1}]}]\n";
     let c = config::load_str(yaml, "w.yml", Path::new("/etc/watchpost")).unwrap();
     let n = c.notify.as_ref().unwrap();
