@@ -273,6 +273,20 @@ fn receivers_inherit_from_global() {
         panic!()
     };
     assert_eq!(x.api_url, "https://webexapis.com/v1/messages");
+    let IntegrationConfig::Mattermost(m) = &get("mattermost[0]").config else {
+        panic!()
+    };
+    assert_eq!(m.card, "{{ .CommonAnnotations.description }}");
+    assert!(
+        m.priority
+            .as_ref()
+            .is_some_and(|p| p.requested_ack && p.priority == "urgent")
+    );
+    assert_eq!(m.attachments[0].fields[0].title, "Cluster");
+    assert_eq!(
+        m.username,
+        "{{ template \"mattermost.default.username\" . }}"
+    );
     let IntegrationConfig::Log(l) = &get("log[0]").config else {
         panic!()
     };

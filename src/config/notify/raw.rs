@@ -496,6 +496,44 @@ strict! {
         pub image_url: Option<String>,
         pub icon_url: Option<String>,
         pub icon_emoji: Option<String>,
+        pub attachments: Option<Vec<S<RawMattermostAttachment>>>,
+        #[serde(rename = "type")]
+        pub kind: Option<String>,
+        pub props: Option<RawMattermostProps>,
+        pub priority: Option<RawMattermostPriority>,
+    }
+}
+
+strict! {
+    pub(crate) struct RawMattermostAttachment {
+        pub fallback: Option<String>,
+        pub color: Option<String>,
+        pub pretext: Option<String>,
+        pub text: Option<String>,
+        pub author_name: Option<String>,
+        pub author_link: Option<String>,
+        pub author_icon: Option<String>,
+        pub title: Option<String>,
+        pub title_link: Option<String>,
+        pub fields: Option<Vec<S<RawSlackField>>>,
+        pub thumb_url: Option<String>,
+        pub footer: Option<String>,
+        pub footer_icon: Option<String>,
+        pub image_url: Option<String>,
+    }
+}
+
+strict! {
+    pub(crate) struct RawMattermostProps {
+        pub card: Option<String>,
+    }
+}
+
+strict! {
+    pub(crate) struct RawMattermostPriority {
+        pub priority: Option<String>,
+        pub requested_ack: Option<bool>,
+        pub persistent_notifications: Option<bool>,
     }
 }
 

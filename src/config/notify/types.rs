@@ -562,9 +562,8 @@ pub struct WebexConfig {
     pub room_id: String,
 }
 
-/// `mattermost_configs` entry (incoming webhook; Alertmanager added this
-/// kind after 0.25, watchpost accepts its keys except `attachments`,
-/// `props`, `priority` and `type`).
+/// `mattermost_configs` entry (incoming webhook), with the keys of
+/// Alertmanager's Mattermost receiver (added upstream after 0.25).
 #[derive(Debug, Clone)]
 pub struct MattermostConfig {
     pub http_config: HttpClientConfig,
@@ -587,6 +586,40 @@ pub struct MattermostConfig {
     pub image_url: String,
     pub icon_url: String,
     pub icon_emoji: String,
+    /// Extra attachments after the one the keys above describe.
+    pub attachments: Vec<MattermostAttachment>,
+    /// Post type; empty = a normal post.
+    pub kind: String,
+    /// `props.card`: Markdown shown in the post's side panel.
+    pub card: String,
+    pub priority: Option<MattermostPriority>,
+}
+
+/// One Mattermost message attachment (Slack-compatible).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MattermostAttachment {
+    pub fallback: String,
+    pub color: String,
+    pub pretext: String,
+    pub text: String,
+    pub author_name: String,
+    pub author_link: String,
+    pub author_icon: String,
+    pub title: String,
+    pub title_link: String,
+    pub fields: Vec<SlackField>,
+    pub thumb_url: String,
+    pub footer: String,
+    pub footer_icon: String,
+    pub image_url: String,
+}
+
+/// Mattermost message priority (`important`, `urgent`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MattermostPriority {
+    pub priority: String,
+    pub requested_ack: bool,
+    pub persistent_notifications: bool,
 }
 
 /// watchpost's `log_configs` entry: the notification is written to

@@ -1539,7 +1539,46 @@ fn mattermost(
             fields.push(f);
         }
     }
+    let mut attachments = Vec::new();
+    for (i, a) in r.attachments.iter().flatten().enumerate() {
+        let actx = format!("{ctx}attachments[{i}]: ");
+        let v = &a.value;
+        let mut fields = Vec::new();
+        for (j, f) in v.fields.iter().flatten().enumerate() {
+            if let Some(f) = slack_field(cx, &format!("{actx}fields[{j}]: "), f) {
+                fields.push(f);
+            }
+        }
+        attachments.push(MattermostAttachment {
+            fallback: text(&v.fallback, ""),
+            color: text(&v.color, ""),
+            pretext: text(&v.pretext, ""),
+            text: text(&v.text, ""),
+            author_name: text(&v.author_name, ""),
+            author_link: text(&v.author_link, ""),
+            author_icon: text(&v.author_icon, ""),
+            title: text(&v.title, ""),
+            title_link: text(&v.title_link, ""),
+            fields,
+            thumb_url: text(&v.thumb_url, ""),
+            footer: text(&v.footer, ""),
+            footer_icon: text(&v.footer_icon, ""),
+            image_url: text(&v.image_url, ""),
+        });
+    }
     Some(MattermostConfig {
+        attachments,
+        kind: text(&r.kind, ""),
+        card: r
+            .props
+            .as_ref()
+            .map(|p| text(&p.card, ""))
+            .unwrap_or_default(),
+        priority: r.priority.as_ref().map(|p| MattermostPriority {
+            priority: text(&p.priority, ""),
+            requested_ack: p.requested_ack.unwrap_or(false),
+            persistent_notifications: p.persistent_notifications.unwrap_or(false),
+        }),
         http_config: http_or(cx, w, ctx, r.http_config.as_ref(), g),
         channel: text(&r.channel, ""),
         username: text(&r.username, tmpl("mattermost.default.username")),
