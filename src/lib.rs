@@ -27,6 +27,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod model;
+pub mod notify;
 pub mod promql;
 pub mod scrape;
 pub mod storage;

@@ -9,6 +9,8 @@ mod cli;
 mod config;
 mod exposition;
 mod interop;
+mod notify_config;
+mod notify_interop;
 mod promql;
 mod query_api;
 mod restart;
