@@ -193,7 +193,10 @@ def main():
     if not shutil.which(a.prometheus):
         raise SystemExit("prometheus not found (apt-get install prometheus)")
     now = int(time.time())
-    t0 = (now - HISTORY) // STEP * STEP
+    # Prometheus refuses samples more than an hour older than the newest it
+    # holds (and its own `up` series are stamped with the wall clock), so the
+    # virtual history starts 50 minutes ago and ends in the near future.
+    t0 = (now - 3000) // STEP * STEP
     tg = Targets([("x", 100, 1000), ("y", 10, 1000)], t0, a.max_runtime)
     ready = threading.Event()
     loop = asyncio.new_event_loop()
