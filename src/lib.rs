@@ -30,6 +30,7 @@ pub mod model;
 pub mod scrape;
 pub mod storage;
 pub mod telemetry;
+pub mod template;
 
 /// watchpost's version, as `--version` and `/api/v1/status/buildinfo` show it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
