@@ -138,6 +138,7 @@ pub static KV: GoType = GoType {
     elem_zero: zero_string,
     pointer: false,
     json_names: &[],
+    elem_iface: false,
 };
 
 /// Alertmanager's `template.Pairs`.
@@ -167,6 +168,7 @@ pub static PAIRS: GoType = GoType {
     elem_zero: zero_missing,
     pointer: false,
     json_names: &[],
+    elem_iface: false,
 };
 
 /// Alertmanager's `template.Pair`.
@@ -177,6 +179,7 @@ pub static PAIR: GoType = GoType {
     elem_zero: zero_missing,
     pointer: false,
     json_names: &[],
+    elem_iface: false,
 };
 
 fn alerts_with_status(v: &Value, status: &str) -> Value {
@@ -216,6 +219,7 @@ pub static ALERTS: GoType = GoType {
     elem_zero: zero_missing,
     pointer: false,
     json_names: &[],
+    elem_iface: false,
 };
 
 /// `[]template.Alert`, what `Firing` and `Resolved` return.
@@ -226,6 +230,7 @@ pub static ALERT_SLICE: GoType = GoType {
     elem_zero: zero_missing,
     pointer: false,
     json_names: &[],
+    elem_iface: false,
 };
 
 /// Alertmanager's `template.Alert`.
@@ -244,6 +249,7 @@ pub static ALERT: GoType = GoType {
         "generatorURL",
         "fingerprint",
     ],
+    elem_iface: false,
 };
 
 /// Alertmanager's `*template.Data`.
@@ -262,6 +268,7 @@ pub static DATA: GoType = GoType {
         "commonAnnotations",
         "externalURL",
     ],
+    elem_iface: false,
 };
 
 /// A `template.KV` from pairs.

@@ -409,7 +409,7 @@ fn compare_other(a: &Value, b: &Value) -> Result<bool, FuncError> {
     if kind(a) != kind(b) {
         return Err(FuncError(format!(
             "non-comparable types {}: {}, {}: {}",
-            display(a),
+            sprintf("%s", std::slice::from_ref(a)),
             a.type_name(),
             b.type_name(),
             display(b)
@@ -420,7 +420,7 @@ fn compare_other(a: &Value, b: &Value) -> Result<bool, FuncError> {
         (Value::Struct(x), Value::Struct(y)) if x.ty.pointer => Ok(std::sync::Arc::ptr_eq(x, y)),
         _ => Err(FuncError(format!(
             "non-comparable type {}: {}",
-            display(b),
+            sprintf("%s", std::slice::from_ref(b)),
             b.type_name()
         ))),
     }

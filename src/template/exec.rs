@@ -62,7 +62,11 @@ pub(crate) struct State<'a> {
     tmpl_name: &'a str,
     tree: &'a Tree,
     at: At<'a>,
-    vars: Vec<(&'a str, Value)>,
+    /// Variables with a flag: held as `interface{}` (see `dot_iface`).
+    vars: Vec<(&'a str, Value, bool)>,
+    /// Dot is an element of an `interface{}` container (inside `range` over
+    /// JSON-like data): Go then reports its static type, `interface {}`.
+    dot_iface: bool,
     depth: usize,
 }
 
@@ -90,7 +94,8 @@ pub(crate) fn execute(
         tmpl_name: &tree.name,
         tree,
         at: At::None,
-        vars: vec![("$", data.clone())],
+        vars: vec![("$", data.clone(), false)],
+        dot_iface: false,
         depth: 0,
     };
     match s.walk_list(data, &tree.root) {
@@ -152,30 +157,41 @@ impl<'a> State<'a> {
         Ok(())
     }
 
-    fn var_value(&self, name: &str) -> R<Value> {
-        for (n, v) in self.vars.iter().rev() {
+    fn var_value(&self, name: &str) -> R<(Value, bool)> {
+        for (n, v, iface) in self.vars.iter().rev() {
             if *n == name {
-                return Ok(v.clone());
+                return Ok((v.clone(), *iface));
             }
         }
         Err(self.errorf(format!("undefined variable: {name}")))
     }
 
     fn set_var(&mut self, name: &str, value: Value) -> R<()> {
-        for (n, v) in self.vars.iter_mut().rev() {
+        for (n, v, iface) in self.vars.iter_mut().rev() {
             if *n == name {
                 *v = value;
+                *iface = false;
                 return Ok(());
             }
         }
         Err(self.errorf(format!("undefined variable: {name}")))
     }
 
-    fn set_top_var(&mut self, n: usize, value: Value) {
+    fn set_top_var(&mut self, n: usize, value: Value, iface: bool) {
         let len = self.vars.len();
         if n <= len {
             self.vars[len - n].1 = value;
+            self.vars[len - n].2 = iface;
         }
+    }
+
+    /// Walks `list` with a new dot, recording whether it is held as an
+    /// interface.
+    fn walk_list_as(&mut self, dot: &Value, iface: bool, list: &'a ListNode) -> R<()> {
+        let saved = std::mem::replace(&mut self.dot_iface, iface);
+        let r = self.walk_list(dot, list);
+        self.dot_iface = saved;
+        r
     }
 
     fn walk_list(&mut self, dot: &Value, list: &'a ListNode) -> R<()> {
@@ -212,7 +228,7 @@ impl<'a> State<'a> {
             let val = self.eval_pipeline(dot, &b.pipe)?;
             if val.truth() {
                 if with {
-                    self.walk_list(&val, &b.list)
+                    self.walk_list_as(&val, false, &b.list)
                 } else {
                     self.walk_list(dot, &b.list)
                 }
@@ -240,6 +256,11 @@ impl<'a> State<'a> {
     fn range_body(&mut self, dot: &Value, r: &'a Branch) -> R<()> {
         let val = self.eval_pipeline(dot, &r.pipe)?;
         let mark = self.vars.len();
+        let elem_iface = match &val {
+            Value::List(l) => l.ty.elem_iface,
+            Value::Map(m) => m.ty.elem_iface,
+            _ => false,
+        };
         let items: Vec<(Value, Value)> = match &val {
             Value::List(l) => l
                 .items
@@ -286,17 +307,17 @@ impl<'a> State<'a> {
                     };
                     self.set_var(&first.ident[0], v)?;
                 } else {
-                    self.set_top_var(1, elem.clone());
+                    self.set_top_var(1, elem.clone(), elem_iface);
                 }
             }
             if let Some(second) = r.pipe.decl.get(1) {
                 if r.pipe.is_assign {
                     self.set_var(&second.ident[0], elem.clone())?;
                 } else {
-                    self.set_top_var(2, index.clone());
+                    self.set_top_var(2, index.clone(), false);
                 }
             }
-            let res = self.walk_list(&elem, &r.list);
+            let res = self.walk_list_as(&elem, elem_iface, &r.list);
             self.vars.truncate(mark);
             match res {
                 Ok(()) | Err(Flow::Continue) => {}
@@ -332,12 +353,12 @@ impl<'a> State<'a> {
 
     /// Runs another template of the set in a fresh variable scope.
     fn call_tree(&mut self, tree: &'a Tree, dot: Value) -> R<()> {
-        let saved_vars = std::mem::replace(&mut self.vars, vec![("$", dot.clone())]);
+        let saved_vars = std::mem::replace(&mut self.vars, vec![("$", dot.clone(), false)]);
         let (saved_name, saved_tree) = (self.tmpl_name, self.tree);
         self.tmpl_name = &tree.name;
         self.tree = tree;
         self.depth += 1;
-        let r = self.walk_list(&dot, &tree.root);
+        let r = self.walk_list_as(&dot, false, &tree.root);
         self.depth -= 1;
         self.tmpl_name = saved_name;
         self.tree = saved_tree;
@@ -361,7 +382,7 @@ impl<'a> State<'a> {
             if pipe.is_assign {
                 self.set_var(&var.ident[0], value.clone())?;
             } else {
-                self.vars.push((&var.ident[0], value.clone()));
+                self.vars.push((&var.ident[0], value.clone(), false));
             }
         }
         Ok(value)
@@ -382,7 +403,16 @@ impl<'a> State<'a> {
         match first {
             Arg::Field { ident, .. } => {
                 self.at(At::Arg(first));
-                return self.eval_field_chain(dot, dot.clone(), first, ident, &cmd.args, fin);
+                let iface = self.dot_iface;
+                return self.eval_field_chain(
+                    dot,
+                    dot.clone(),
+                    iface,
+                    first,
+                    ident,
+                    &cmd.args,
+                    fin,
+                );
             }
             Arg::Chain { .. } => return self.eval_chain_node(dot, first, &cmd.args, fin),
             Arg::Identifier { name, .. } => {
@@ -448,7 +478,7 @@ impl<'a> State<'a> {
             return Err(self.errorf(format!("indirection through explicit nil in {chain}")));
         }
         let pipe = self.eval_arg(dot, None, node)?;
-        self.eval_field_chain(dot, pipe, chain, field, args, fin)
+        self.eval_field_chain(dot, pipe, false, chain, field, args, fin)
     }
 
     fn eval_variable_node(
@@ -462,18 +492,20 @@ impl<'a> State<'a> {
         let Arg::Variable { ident, .. } = var else {
             return Ok(Value::Missing);
         };
-        let value = self.var_value(&ident[0])?;
+        let (value, iface) = self.var_value(&ident[0])?;
         if ident.len() == 1 {
             self.not_a_function(args, &fin)?;
             return Ok(value);
         }
-        self.eval_field_chain(dot, value, var, &ident[1..], args, fin)
+        self.eval_field_chain(dot, value, iface, var, &ident[1..], args, fin)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn eval_field_chain(
         &mut self,
         dot: &Value,
         mut receiver: Value,
+        mut iface: bool,
         node: &'a Arg,
         ident: &'a [String],
         args: &'a [Arg],
@@ -481,11 +513,14 @@ impl<'a> State<'a> {
     ) -> R<Value> {
         let n = ident.len();
         for id in &ident[..n - 1] {
-            receiver = self.eval_field(dot, id, node, &[], None, receiver)?;
+            let next_iface = matches!(&receiver, Value::Map(m) if m.ty.elem_iface);
+            receiver = self.eval_field(dot, id, node, &[], None, receiver, iface)?;
+            iface = next_iface;
         }
-        self.eval_field(dot, &ident[n - 1], node, args, fin, receiver)
+        self.eval_field(dot, &ident[n - 1], node, args, fin, receiver, iface)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn eval_field(
         &mut self,
         dot: &Value,
@@ -494,6 +529,7 @@ impl<'a> State<'a> {
         args: &'a [Arg],
         fin: Option<Value>,
         receiver: Value,
+        iface: bool,
     ) -> R<Value> {
         match &receiver {
             Value::Missing => {
@@ -540,10 +576,12 @@ impl<'a> State<'a> {
             }
             _ => {}
         }
-        Err(self.errorf(format!(
-            "can't evaluate field {name} in type {}",
+        let typ = if iface {
+            "interface {}"
+        } else {
             receiver.type_name()
-        )))
+        };
+        Err(self.errorf(format!("can't evaluate field {name} in type {typ}")))
     }
 
     fn eval_function(
@@ -749,9 +787,11 @@ impl<'a> State<'a> {
                 return Err(self.errorf(format!("cannot assign nil to {}", t.go_name())));
             }
             Arg::Field { ident, .. } => {
+                let iface = self.dot_iface;
                 let v = self.eval_field_chain(
                     dot,
                     dot.clone(),
+                    iface,
                     n,
                     ident,
                     std::slice::from_ref(n),

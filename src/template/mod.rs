@@ -40,8 +40,8 @@ pub use alertmanager::{AmAlert, AmData, alertmanager_funcs};
 pub use funcs::{FuncError, FuncMap, Function};
 pub use gotime::{GoTime, Zone, format_duration as format_go_duration};
 pub use prometheus::{
-    AlertTemplate, PromContext, QueryError, QueryFn, QuerySample, expand_alert_template,
-    prometheus_funcs,
+    AlertTemplate, PromContext, QueryError, QueryFn, QuerySample, convert_to_float,
+    expand_alert_template, prometheus_funcs,
 };
 pub use value::{
     ANY_LIST, ANY_MAP, GoType, List, Map, Method, Param, RECORD, STRING_LIST, STRING_MAP, Struct,

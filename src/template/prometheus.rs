@@ -66,6 +66,7 @@ pub static SAMPLE: GoType = GoType {
     elem_zero: zero_missing,
     pointer: true,
     json_names: &[],
+    elem_iface: false,
 };
 
 /// Prometheus's `template.queryResult`.
@@ -76,6 +77,7 @@ pub static QUERY_RESULT: GoType = GoType {
     elem_zero: zero_missing,
     pointer: false,
     json_names: &[],
+    elem_iface: false,
 };
 
 /// The struct Prometheus executes alert templates with.
@@ -86,6 +88,7 @@ pub static ALERT_DATA: GoType = GoType {
     elem_zero: zero_missing,
     pointer: false,
     json_names: &[],
+    elem_iface: false,
 };
 
 fn sample_value(s: &QuerySample) -> Value {
@@ -98,8 +101,10 @@ fn sample_value(s: &QuerySample) -> Value {
     )
 }
 
-/// Prometheus's `ConvertToFloat`: numbers, numeric strings and durations.
-pub(crate) fn convert_to_float(v: &Value) -> Result<f64, FuncError> {
+/// Prometheus's `ConvertToFloat`, the input conversion of `humanize` and
+/// friends: numbers, numeric strings (Go's `strconv.ParseFloat`, with its
+/// error text) and durations (in seconds).
+pub fn convert_to_float(v: &Value) -> Result<f64, FuncError> {
     match v {
         Value::Float(f) => Ok(*f),
         Value::Int(i) => Ok(*i as f64),

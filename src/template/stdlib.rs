@@ -23,7 +23,24 @@ pub(crate) fn go_regex(pattern: &str) -> Result<Regex, String> {
                 .unwrap_or_else(|| s.clone()),
             other => other.to_string(),
         };
-        format!("error parsing regexp: {msg}: `{pattern}`")
+        // Go's wording for the common mistakes; other messages are Rust's.
+        let (code, expr) = match msg.as_str() {
+            "unclosed group" => ("missing closing )".to_string(), pattern.to_string()),
+            "unopened group" => ("unexpected )".to_string(), pattern.to_string()),
+            "unclosed character class" => (
+                "missing closing ]".to_string(),
+                pattern[pattern.rfind('[').unwrap_or(0)..].to_string(),
+            ),
+            "repetition operator missing expression" => (
+                "missing argument to repetition operator".to_string(),
+                pattern.to_string(),
+            ),
+            "unrecognized escape sequence" => {
+                ("invalid escape sequence".to_string(), pattern.to_string())
+            }
+            _ => (msg.clone(), pattern.to_string()),
+        };
+        format!("error parsing regexp: {code}: `{expr}`")
     })
 }
 
@@ -300,6 +317,18 @@ fn title_case(c: char) -> impl Iterator<Item = char> {
 pub(crate) fn map_case(s: &str, upper: bool) -> String {
     s.chars()
         .map(|c| {
+            // The few characters whose simple mapping differs from the
+            // first character of the full one.
+            match (upper, c as u32) {
+                (false, 0x130) => return 'i',
+                (true, 0x1F80..=0x1F87 | 0x1F90..=0x1F97 | 0x1FA0..=0x1FA7) => {
+                    return char::from_u32(c as u32 + 8).unwrap_or(c);
+                }
+                (true, 0x1FB3) => return '\u{1FBC}',
+                (true, 0x1FC3) => return '\u{1FCC}',
+                (true, 0x1FF3) => return '\u{1FFC}',
+                _ => {}
+            }
             let mapped: Vec<char> = if upper {
                 c.to_uppercase().collect()
             } else {

@@ -81,6 +81,10 @@ pub struct GoType {
     /// For structs: names `toJson` uses for the fields, in field order
     /// (empty: the Go field names).
     pub json_names: &'static [&'static str],
+    /// Elements (or map values) are held as `interface{}`. Go names that
+    /// static type, not the dynamic one, in "can't evaluate field" errors
+    /// about values read out of such containers.
+    pub elem_iface: bool,
 }
 
 impl fmt::Debug for GoType {
@@ -151,6 +155,7 @@ pub static ANY_LIST: GoType = GoType {
     elem_zero: zero_nil,
     pointer: false,
     json_names: &[],
+    elem_iface: true,
 };
 
 /// `[]string`.
@@ -161,6 +166,7 @@ pub static STRING_LIST: GoType = GoType {
     elem_zero: zero_string,
     pointer: false,
     json_names: &[],
+    elem_iface: false,
 };
 
 /// `map[string]interface {}`: objects decoded from JSON, `args` results.
@@ -171,6 +177,7 @@ pub static ANY_MAP: GoType = GoType {
     elem_zero: zero_nil,
     pointer: false,
     json_names: &[],
+    elem_iface: true,
 };
 
 /// `map[string]string`: label sets. A missing key reads as `""` under
@@ -182,6 +189,7 @@ pub static STRING_MAP: GoType = GoType {
     elem_zero: zero_string,
     pointer: false,
     json_names: &[],
+    elem_iface: false,
 };
 
 /// A struct type with no methods, for callers exposing their own records.
@@ -192,6 +200,7 @@ pub static RECORD: GoType = GoType {
     elem_zero: zero_missing,
     pointer: false,
     json_names: &[],
+    elem_iface: false,
 };
 
 /// Go's kinds as `eq`/`lt` see them.

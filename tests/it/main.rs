@@ -10,3 +10,4 @@ mod config;
 mod exposition;
 mod scrape_e2e;
 mod support;
+mod template;
