@@ -68,7 +68,15 @@ pub(crate) struct State<'a> {
     /// JSON-like data): Go then reports its static type, `interface {}`.
     dot_iface: bool,
     depth: usize,
+    /// Nested control structures, template calls and pipelines currently
+    /// being executed: what the Rust stack holds.
+    nest: usize,
 }
+
+/// Bound on `State::nest`. Parsing limits nesting per template, but
+/// recursion through `{{template}}` multiplies it; this keeps the deepest
+/// execution within a 2 MiB thread stack even in debug builds.
+const MAX_EXEC_NESTING: usize = 500;
 
 /// Runs template `name` of `set` with `data` as dot and `$`.
 pub(crate) fn execute(
@@ -97,6 +105,7 @@ pub(crate) fn execute(
         vars: vec![("$", data.clone(), false)],
         dot_iface: false,
         depth: 0,
+        nest: 0,
     };
     match s.walk_list(data, &tree.root) {
         Ok(()) => Ok(s.out),
@@ -144,6 +153,27 @@ impl<'a> State<'a> {
             )));
         }
         Ok(())
+    }
+
+    /// Charges a function result to the step budget (a step per KiB) and
+    /// caps string results, so that building large values in a loop is
+    /// bounded like any other work.
+    fn charge(&mut self, v: &Value, node: At<'a>, name: &str) -> R<()> {
+        let size = match v {
+            Value::Str(s) => s.len(),
+            Value::List(l) => l.items.len() * 16,
+            Value::Map(m) => m.entries.len() * 32,
+            _ => 0,
+        };
+        if size > super::MAX_VALUE_BYTES {
+            self.at(node);
+            return Err(self.errorf(format!(
+                "error calling {name}: result of {size} bytes exceeds the limit of {} bytes",
+                super::MAX_VALUE_BYTES
+            )));
+        }
+        self.steps += (size / 1024) as u64;
+        self.step()
     }
 
     fn write(&mut self, s: &str) -> R<()> {
@@ -222,7 +252,24 @@ impl<'a> State<'a> {
         }
     }
 
+    fn enter(&mut self) -> R<()> {
+        self.nest += 1;
+        if self.nest > MAX_EXEC_NESTING {
+            return Err(self.errorf(format!(
+                "exceeded maximum nesting of {MAX_EXEC_NESTING} control structures, pipelines and template calls"
+            )));
+        }
+        Ok(())
+    }
+
     fn walk_if_or_with(&mut self, with: bool, dot: &Value, b: &'a Branch) -> R<()> {
+        self.enter()?;
+        let r = self.if_or_with_body(with, dot, b);
+        self.nest -= 1;
+        r
+    }
+
+    fn if_or_with_body(&mut self, with: bool, dot: &Value, b: &'a Branch) -> R<()> {
         let mark = self.vars.len();
         let r = (|| {
             let val = self.eval_pipeline(dot, &b.pipe)?;
@@ -244,35 +291,42 @@ impl<'a> State<'a> {
 
     fn walk_range(&mut self, dot: &Value, node: &'a Node, r: &'a Branch) -> R<()> {
         self.at(At::Node(node));
+        self.enter()?;
         let outer = self.vars.len();
         let res = self.range_body(dot, r);
         self.vars.truncate(outer);
-        match res {
-            Err(Flow::Break) => Ok(()),
-            other => other,
-        }
+        self.nest -= 1;
+        res
     }
 
     fn range_body(&mut self, dot: &Value, r: &'a Branch) -> R<()> {
         let val = self.eval_pipeline(dot, &r.pipe)?;
         let mark = self.vars.len();
-        let elem_iface = match &val {
-            Value::List(l) => l.ty.elem_iface,
-            Value::Map(m) => m.ty.elem_iface,
-            _ => false,
-        };
-        let items: Vec<(Value, Value)> = match &val {
-            Value::List(l) => l
-                .items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (Value::Int(i as i64), v.clone()))
-                .collect(),
-            Value::Map(m) => m
-                .entries
-                .iter()
-                .map(|(k, v)| (Value::from(k.as_str()), v.clone()))
-                .collect(),
+        // Iterate in place: a range must not copy its container, and
+        // `range 1000000000` must not materialise the sequence.
+        let ran = match &val {
+            Value::List(l) => {
+                let l = l.clone();
+                for (i, v) in l.items.iter().enumerate() {
+                    let go_on =
+                        self.range_one(r, mark, l.ty.elem_iface, Value::Int(i as i64), v)?;
+                    if !go_on {
+                        break;
+                    }
+                }
+                !l.items.is_empty()
+            }
+            Value::Map(m) => {
+                let m = m.clone();
+                for (k, v) in &m.entries {
+                    let go_on =
+                        self.range_one(r, mark, m.ty.elem_iface, Value::from(k.as_str()), v)?;
+                    if !go_on {
+                        break;
+                    }
+                }
+                !m.entries.is_empty()
+            }
             // Go 1.22 ranges over integers: 0..n, the value in both slots.
             Value::Int(n) => {
                 if r.pipe.decl.len() > 1 {
@@ -281,50 +335,60 @@ impl<'a> State<'a> {
                         display(&val)
                     )));
                 }
-                (0..(*n).max(0))
-                    .map(|i| (Value::Int(i), Value::Int(i)))
-                    .collect()
+                for i in 0..(*n).max(0) {
+                    if !self.range_one(r, mark, false, Value::Int(i), &Value::Int(i))? {
+                        break;
+                    }
+                }
+                *n > 0
             }
-            Value::Missing | Value::Nil => Vec::new(),
+            Value::Missing | Value::Nil => false,
             _ => {
                 return Err(self.errorf(format!("range can't iterate over {}", display(&val))));
             }
         };
-        if items.is_empty() {
-            if let Some(e) = &r.else_list {
-                return self.walk_list(dot, e);
-            }
-            return Ok(());
-        }
-        for (index, elem) in items {
-            self.step()?;
-            if let Some(first) = r.pipe.decl.first() {
-                if r.pipe.is_assign {
-                    let v = if r.pipe.decl.len() > 1 {
-                        index.clone()
-                    } else {
-                        elem.clone()
-                    };
-                    self.set_var(&first.ident[0], v)?;
-                } else {
-                    self.set_top_var(1, elem.clone(), elem_iface);
-                }
-            }
-            if let Some(second) = r.pipe.decl.get(1) {
-                if r.pipe.is_assign {
-                    self.set_var(&second.ident[0], elem.clone())?;
-                } else {
-                    self.set_top_var(2, index.clone(), false);
-                }
-            }
-            let res = self.walk_list_as(&elem, elem_iface, &r.list);
-            self.vars.truncate(mark);
-            match res {
-                Ok(()) | Err(Flow::Continue) => {}
-                Err(e) => return Err(e),
-            }
+        if !ran && let Some(e) = &r.else_list {
+            return self.walk_list(dot, e);
         }
         Ok(())
+    }
+
+    /// One iteration of a range body; false when `{{break}}` ended the loop.
+    fn range_one(
+        &mut self,
+        r: &'a Branch,
+        mark: usize,
+        elem_iface: bool,
+        index: Value,
+        elem: &Value,
+    ) -> R<bool> {
+        self.step()?;
+        if let Some(first) = r.pipe.decl.first() {
+            if r.pipe.is_assign {
+                let v = if r.pipe.decl.len() > 1 {
+                    index.clone()
+                } else {
+                    elem.clone()
+                };
+                self.set_var(&first.ident[0], v)?;
+            } else {
+                self.set_top_var(1, elem.clone(), elem_iface);
+            }
+        }
+        if let Some(second) = r.pipe.decl.get(1) {
+            if r.pipe.is_assign {
+                self.set_var(&second.ident[0], elem.clone())?;
+            } else {
+                self.set_top_var(2, index, false);
+            }
+        }
+        let res = self.walk_list_as(elem, elem_iface, &r.list);
+        self.vars.truncate(mark);
+        match res {
+            Ok(()) | Err(Flow::Continue) => Ok(true),
+            Err(Flow::Break) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn walk_template(
@@ -353,6 +417,13 @@ impl<'a> State<'a> {
 
     /// Runs another template of the set in a fresh variable scope.
     fn call_tree(&mut self, tree: &'a Tree, dot: Value) -> R<()> {
+        self.enter()?;
+        let r = self.call_tree_body(tree, dot);
+        self.nest -= 1;
+        r
+    }
+
+    fn call_tree_body(&mut self, tree: &'a Tree, dot: Value) -> R<()> {
         let saved_vars = std::mem::replace(&mut self.vars, vec![("$", dot.clone(), false)]);
         let (saved_name, saved_tree) = (self.tmpl_name, self.tree);
         self.tmpl_name = &tree.name;
@@ -368,6 +439,13 @@ impl<'a> State<'a> {
 
     fn eval_pipeline(&mut self, dot: &Value, pipe: &'a Pipe) -> R<Value> {
         self.at(At::Pipe(pipe));
+        self.enter()?;
+        let r = self.eval_pipeline_body(dot, pipe);
+        self.nest -= 1;
+        r
+    }
+
+    fn eval_pipeline_body(&mut self, dot: &Value, pipe: &'a Pipe) -> R<Value> {
         let mut value: Option<Value> = None;
         for cmd in &pipe.cmds {
             let v = self.eval_command(dot, cmd, value.take())?;
@@ -684,7 +762,10 @@ impl<'a> State<'a> {
             Callee::Method(m, recv) => (m.call)(recv, &argv),
         };
         match result {
-            Ok(v) => Ok(v),
+            Ok(v) => {
+                self.charge(&v, node, name)?;
+                Ok(v)
+            }
             Err(e) => {
                 self.at(node);
                 Err(self.errorf(format!("error calling {name}: {e}")))

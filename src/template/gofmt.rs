@@ -374,11 +374,7 @@ impl Printer {
         if self.f.sharp {
             match base {
                 2 => buf.extend_from_slice(b"b0"),
-                8 => {
-                    if buf.last() != Some(&b'0') {
-                        buf.push(b'0');
-                    }
-                }
+                8 if buf.last() != Some(&b'0') => buf.push(b'0'),
                 16 => {
                     buf.push(digits[16]);
                     buf.push(b'0');
@@ -538,10 +534,10 @@ impl Printer {
     }
 
     fn truncate<'s>(&self, s: &'s str) -> &'s str {
-        if self.f.prec_present {
-            if let Some((i, _)) = s.char_indices().nth(self.f.prec) {
-                return &s[..i];
-            }
+        if self.f.prec_present
+            && let Some((i, _)) = s.char_indices().nth(self.f.prec)
+        {
+            return &s[..i];
         }
         s
     }
@@ -1064,8 +1060,8 @@ fn arg_number(
         if rb.len() < 3 {
             break 'parse (0i64, 1usize, false);
         }
-        for j in 1..rb.len() {
-            if rb[j] == b']' {
+        if let Some(j) = rb.iter().skip(1).position(|&b| b == b']').map(|p| p + 1) {
+            {
                 let (width, isnum, newi) = parse_num(rest, 1, j);
                 if !isnum || newi != j {
                     break 'parse (0, j + 1, false);
@@ -1154,7 +1150,7 @@ mod tests {
         let f = |fmt: &str, a: Vec<Value>| sprintf(fmt, &a);
         assert_eq!(f("%.4g", vec![Value::Float(1234567.0)]), "1.235e+06");
         assert_eq!(f("%.4g", vec![Value::Float(1.2345)]), "1.234");
-        assert_eq!(f("%.2f", vec![Value::Float(3.14159)]), "3.14");
+        assert_eq!(f("%.2f", vec![Value::Float(1.23456)]), "1.23");
         assert_eq!(
             f(
                 "%5d|%-5d|%05d",

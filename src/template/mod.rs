@@ -60,6 +60,10 @@ pub enum TemplateError {
     Exec(String),
 }
 
+/// Largest string a function may return: templates cannot allocate
+/// without bound by doubling a string in a loop.
+pub(crate) const MAX_VALUE_BYTES: usize = 16 << 20;
+
 /// What a missing map key yields (Go's `missingkey` option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MissingKey {
@@ -261,5 +265,199 @@ impl Template {
 impl FuncMap {
     fn names(&self) -> HashSet<String> {
         self.iter_names().map(str::to_string).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str, data: &Value) -> Result<String, TemplateError> {
+        let funcs = FuncMap::new();
+        Template::parse("t", text, &funcs)?.execute(data, &funcs)
+    }
+
+    #[test]
+    fn parse_once_execute_many() {
+        let funcs = FuncMap::new();
+        let t = Template::parse("t", "{{.a}}-{{len .l}}", &funcs).unwrap();
+        for i in 0..3 {
+            let data = Value::from_json(&serde_json::json!({"a": i, "l": vec![0; i]}));
+            assert_eq!(t.execute(&data, &funcs).unwrap(), format!("{i}-{i}"));
+        }
+    }
+
+    #[test]
+    fn function_bodies_come_from_execution() {
+        // Parsing needs only the name; each execution brings its own body,
+        // as the rules layer does with `query` bound to the evaluation time.
+        let mut names = FuncMap::new();
+        names.insert(
+            "stamp",
+            Function::new(&[], |_| Ok(Value::from("parse-time"))),
+        );
+        let t = Template::parse("t", "{{stamp}}", &names).unwrap();
+        for ts in ["t1", "t2"] {
+            let mut f = FuncMap::new();
+            f.insert("stamp", Function::new(&[], move |_| Ok(Value::from(ts))));
+            assert_eq!(t.execute(&Value::Missing, &f).unwrap(), ts);
+        }
+        let err = t.execute(&Value::Missing, &FuncMap::new()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"stamp\" is not a defined function"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn set_template_leaves_set_unchanged() {
+        let funcs = FuncMap::new();
+        let mut set = TemplateSet::new(&funcs);
+        set.add("lib", r#"{{define "x"}}base{{end}}"#).unwrap();
+        let t = set
+            .template("msg", r#"{{define "x"}}override{{end}}{{template "x"}}"#)
+            .unwrap();
+        assert_eq!(t.execute(&Value::Missing, &funcs).unwrap(), "override");
+        assert_eq!(set.execute("x", &Value::Missing, &funcs).unwrap(), "base");
+        assert!(!set.contains("msg"));
+        assert_eq!(set.names(), vec!["lib".to_string(), "x".to_string()]);
+    }
+
+    #[test]
+    fn step_limit_stops_runaway_loops() {
+        let err = run(
+            "{{range 100000}}{{range 100000}}{{end}}{{end}}",
+            &Value::Missing,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("exceeded the limit of 1000000 steps"), "{err}");
+    }
+
+    #[test]
+    fn output_limit() {
+        let funcs = FuncMap::new();
+        let t = Template::parse("t", "{{range 1000}}0123456789{{end}}", &funcs)
+            .unwrap()
+            .with_limits(Limits {
+                max_output_bytes: 5000,
+                ..Limits::default()
+            });
+        let err = t.execute(&Value::Missing, &funcs).unwrap_err().to_string();
+        assert!(
+            err.contains("output exceeds the limit of 5000 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn recursion_depth_limit_without_stack_overflow() {
+        let err = run(
+            r#"{{define "r"}}{{if true}}{{with .}}{{range 1}}{{template "r" 1}}{{end}}{{end}}{{end}}{{end}}{{template "r" 1}}"#,
+            &Value::Missing,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("exceeded maximum template depth (100)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn doubling_a_string_is_bounded() {
+        let err = run(
+            r#"{{$s := "0123456789abcdef"}}{{range 40}}{{$s = printf "%s%s" $s $s}}{{end}}{{len $s}}"#,
+            &Value::Missing,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("exceeds the limit of 16777216 bytes") || err.contains("steps"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded_at_parse() {
+        let deep = format!("{{{{{}1{}}}}}", "(".repeat(150), ")".repeat(150));
+        let err = run(&deep, &Value::Missing).unwrap_err().to_string();
+        assert!(err.contains("max expression depth exceeded"), "{err}");
+        let ok = format!("{{{{{}1{}}}}}", "(".repeat(90), ")".repeat(90));
+        assert_eq!(run(&ok, &Value::Missing).unwrap(), "1");
+        let ifs = format!("{}x{}", "{{if 1}}".repeat(150), "{{end}}".repeat(150));
+        assert!(run(&ifs, &Value::Missing).is_err());
+    }
+
+    #[test]
+    fn hostile_inputs_do_not_panic() {
+        let inputs = [
+            "{{",
+            "}}",
+            "{{{{",
+            "{{/*",
+            "{{-",
+            "{{- -}}",
+            "{{ - }}",
+            "{{'",
+            "{{\"\\",
+            "{{`",
+            "{{$",
+            "{{.",
+            "{{..}}",
+            "{{$x.}}",
+            "{{0x}}",
+            "{{1e}}",
+            "{{'\\'}}",
+            "{{'\\x4'}}",
+            "{{\"\\u12\"}}",
+            "{{(}}",
+            "{{)}}",
+            "{{|}}",
+            "{{1|}}",
+            "{{define \"a\"}}",
+            "{{template}}",
+            "{{block}}",
+            "{{range $i, $j, $k := .}}{{end}}",
+            "{{else if}}",
+            "{{with}}{{else with}}{{end}}",
+            "{{printf \"%[9999999999999999999]d\" 1}}",
+            "{{printf \"%.*d\" -1 1}}",
+            "é{{é}}",
+            "{{index \"é\" 1}}",
+            "{{slice \"é\" 1}}",
+            "{{printf \"%c\" -1}}",
+            "{{printf \"%U\" -5}}",
+        ];
+        for text in inputs {
+            let _ = run(text, &Value::Missing);
+            let _ = run(
+                text,
+                &Value::from_json(&serde_json::json!({"a": [1, {"b": null}]})),
+            );
+        }
+    }
+
+    #[test]
+    fn deepest_execution_fits_a_small_stack() {
+        // Recursion through templates, each nesting controls as deep as
+        // parsing allows: execution must stop with an error, not overflow
+        // (1 MiB is half a tokio worker's stack; debug frames are largest).
+        let r = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(|| {
+                let body = format!(
+                    "{}{{{{template \"r\" ((((1))))}}}}{}",
+                    "{{if 1}}".repeat(94),
+                    "{{end}}".repeat(94)
+                );
+                let text = format!("{{{{define \"r\"}}}}{body}{{{{end}}}}{{{{template \"r\" 1}}}}");
+                run(&text, &Value::Missing).unwrap_err().to_string()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(r.contains("exceeded maximum nesting of 500"), "{r}");
     }
 }

@@ -511,9 +511,9 @@ pub(crate) fn add_string_funcs(m: &mut FuncMap) {
             let re = stdlib::go_regex(pattern).map_err(|e| {
                 FuncError(format!("regexp: Compile({}): {e}", go_backquote(pattern)))
             })?;
-            Ok(Value::from(
-                re.replace_all(str_arg(a, 2), str_arg(a, 1)).into_owned(),
-            ))
+            stdlib::replace_all_bounded(&re, str_arg(a, 2), str_arg(a, 1), super::MAX_VALUE_BYTES)
+                .map(Value::from)
+                .map_err(FuncError)
         }),
     );
     m.insert(

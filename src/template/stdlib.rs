@@ -44,6 +44,32 @@ pub(crate) fn go_regex(pattern: &str) -> Result<Regex, String> {
     })
 }
 
+/// `Regexp.ReplaceAllString` that stops once the result would exceed
+/// `limit` bytes (an empty pattern with a long replacement multiplies).
+pub(crate) fn replace_all_bounded(
+    re: &Regex,
+    text: &str,
+    repl: &str,
+    limit: usize,
+) -> Result<String, String> {
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in re.captures_iter(text) {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(&text[last..m.start()]);
+        caps.expand(repl, &mut out);
+        last = m.end();
+        if out.len() > limit {
+            return Err(format!("result exceeds the limit of {limit} bytes"));
+        }
+    }
+    out.push_str(&text[last..]);
+    if out.len() > limit {
+        return Err(format!("result exceeds the limit of {limit} bytes"));
+    }
+    Ok(out)
+}
+
 fn translate_perl_classes(p: &str) -> String {
     let mut out = String::with_capacity(p.len() + 8);
     let mut chars = p.chars().peekable();
@@ -172,8 +198,8 @@ pub(crate) fn parse_go_float(s: &str) -> Result<f64, String> {
     if body.is_empty() || !ok_chars {
         return Err(syntax());
     }
-    let v = if lower.starts_with("0x") {
-        parse_hex_float(&lower[2..]).ok_or_else(syntax)?
+    let v = if let Some(hex) = lower.strip_prefix("0x") {
+        parse_hex_float(hex).ok_or_else(syntax)?
     } else {
         if lower.contains('_') || lower.contains('x') || lower.contains('p') {
             return Err(syntax());
@@ -256,40 +282,71 @@ pub(crate) fn quote_meta(s: &str) -> String {
 }
 
 /// Title casing as `golang.org/x/text/cases.Title` does it: the first cased
-/// letter of each word is upper-cased; the rest are lower-cased unless
+/// letter of each word is title-cased; the rest are lower-cased unless
 /// `keep_rest` (Prometheus uses `cases.NoLower`, Alertmanager does not).
-/// Words continue across letters, digits, marks, `_`, and an apostrophe,
-/// period or colon between letters.
+/// Word breaks approximate Unicode's: letters, digits, marks and `_` never
+/// break a word; one "mid" character (`'` `.` `:` ...) does not either, two
+/// in a row do; anything else does. A digit does not start a word, so
+/// `1st` becomes `1St`, as with x/text.
 pub(crate) fn title(s: &str, keep_rest: bool) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     let mut mid_word = false;
     for (i, &c) in chars.iter().enumerate() {
-        let cased = c.is_lowercase() || c.is_uppercase();
-        if cased {
-            if mid_word {
-                if keep_rest {
-                    out.push(c);
-                } else {
-                    out.extend(c.to_lowercase());
-                }
-            } else {
+        if c.is_lowercase() || c.is_uppercase() {
+            if !mid_word {
                 out.extend(title_case(c));
+                mid_word = true;
+            } else if keep_rest {
+                out.push(c);
+            } else {
+                out.extend(c.to_lowercase());
             }
-            mid_word = true;
-            continue;
+        } else {
+            out.push(c);
+            if word_class(c) == WordClass::Break {
+                mid_word = false;
+            }
         }
-        out.push(c);
-        let word_char = c.is_alphanumeric() || c == '_' || is_mark(c);
-        let mid_punct = matches!(c, '\'' | '’' | '.' | ':' | '·')
-            && i > 0
-            && chars[i - 1].is_alphabetic()
-            && chars.get(i + 1).is_some_and(|n| n.is_alphabetic());
-        if !word_char && !mid_punct {
+        if word_class(c) == WordClass::Mid
+            && chars
+                .get(i + 1)
+                .is_some_and(|&n| word_class(n) == WordClass::Mid)
+        {
             mid_word = false;
         }
     }
     out
+}
+
+#[derive(PartialEq, Eq)]
+enum WordClass {
+    Letter,
+    Mid,
+    Break,
+}
+
+fn word_class(c: char) -> WordClass {
+    let mid = matches!(
+        c,
+        '\'' | '.' | ':' | '·' | '\u{387}' | '\u{5F4}' | '\u{2018}' | '\u{2019}' | '\u{2024}'
+            | '\u{2027}' | '\u{FE13}' | '\u{FE52}' | '\u{FE55}' | '\u{FF07}' | '\u{FF0E}'
+            | '\u{FF1A}' | '\u{AD}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+    );
+    if mid {
+        WordClass::Mid
+    } else if c.is_alphanumeric()
+        || is_mark(c)
+        || matches!(
+            c,
+            '_' | '\u{203F}' | '\u{2040}' | '\u{2054}' | '\u{FE33}' | '\u{FE34}' | '\u{FE4D}'
+                ..='\u{FE4F}' | '\u{FF3F}'
+        )
+    {
+        WordClass::Letter
+    } else {
+        WordClass::Break
+    }
 }
 
 fn is_mark(c: char) -> bool {

@@ -257,3 +257,222 @@ fn go_text_template_goldens() {
             .join("\n")
     );
 }
+
+const PROM_EXTERNAL_URL: &str = "http://testhost:9090/path/prefix";
+/// 2015-06-23 13:19:44.128 UTC, the instant Prometheus's tests use.
+const NOW_MS: i64 = 1_435_065_584_128;
+
+fn json_str_map(v: &serde_json::Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn labels_of(v: &serde_json::Value) -> Labels {
+    Labels::from_pairs(json_str_map(v))
+}
+
+fn prom_context(c: &Case) -> PromContext {
+    let samples: Option<Vec<QuerySample>> = c.get("query").map(|q| {
+        let v: serde_json::Value = serde_json::from_str(q).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| QuerySample {
+                labels: json_str_map(&s["labels"]),
+                value: s["value"].as_f64().unwrap(),
+            })
+            .collect()
+    });
+    let error = c.get("query_error").map(str::to_string);
+    PromContext {
+        external_url: PROM_EXTERNAL_URL.to_string(),
+        now: NOW_MS,
+        query: Some(Arc::new(move |_q: &str| match (&error, &samples) {
+            (Some(e), _) => Err(QueryError(e.clone())),
+            (None, Some(s)) => Ok(s.clone()),
+            (None, None) => Ok(Vec::new()),
+        })),
+    }
+}
+
+fn am_data(v: &serde_json::Value) -> Value {
+    let time = |t: &serde_json::Value| match t.as_i64() {
+        Some(s) => GoTime::from_unix(s, 0),
+        None => GoTime::zero(),
+    };
+    let alerts = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| AmAlert {
+            resolved: a["resolved"].as_bool().unwrap(),
+            labels: json_str_map(&a["labels"]),
+            annotations: json_str_map(&a["annotations"]),
+            starts_at: time(&a["starts_at"]),
+            ends_at: time(&a["ends_at"]),
+            generator_url: a["generator_url"].as_str().unwrap_or("").to_string(),
+            fingerprint: a["fingerprint"].as_str().unwrap().to_string(),
+        })
+        .collect();
+    AmData {
+        receiver: v["receiver"].as_str().unwrap().to_string(),
+        group_labels: json_str_map(&v["group_labels"]),
+        alerts,
+        external_url: v["external_url"].as_str().unwrap().to_string(),
+    }
+    .to_value()
+}
+
+fn run_hand_case(c: &Case) -> Result<String, TemplateError> {
+    let name = c.get("name").unwrap_or("t");
+    let text = c.get("tmpl").unwrap_or("");
+    let kind = c.get("funcs").expect("hand cases name their function set");
+    let funcs = match kind {
+        "go" => go_case_funcs(),
+        "prometheus" => prometheus_funcs(&prom_context(c)),
+        "alertmanager" => {
+            alertmanager_funcs(GoTime::from_unix(NOW_MS / 1000, NOW_MS % 1000 * 1_000_000))
+        }
+        other => panic!("unknown function set {other}"),
+    };
+    if let Some(a) = c.get("alert") {
+        let a: serde_json::Value = serde_json::from_str(a).unwrap();
+        return Ok(expand_alert_template(
+            a["alert"].as_str().unwrap(),
+            text,
+            &labels_of(&a["labels"]),
+            &labels_of(&a["external_labels"]),
+            a["external_url"].as_str().unwrap(),
+            a["value"].as_f64().unwrap(),
+            &funcs,
+        ));
+    }
+    // Prometheus and Alertmanager both execute with missingkey=zero.
+    let default_option = if kind == "go" {
+        None
+    } else {
+        Some("missingkey=zero")
+    };
+    let option = missing_key(c.get("option").or(default_option));
+    let data = match c.get("am") {
+        Some(am) => am_data(&serde_json::from_str(am).unwrap()),
+        None => case_data(c),
+    };
+    let mut set = if kind == "alertmanager" {
+        TemplateSet::new(&funcs)
+    } else {
+        // Prometheus parses one text under the template's own name.
+        let t = watchpost::template::Template::parse(name, "", &funcs)?;
+        t.set().clone()
+    }
+    .with_missing_key(option);
+    for (n, t) in c.adds() {
+        set.add(n, t)?;
+    }
+    set.add(name, text)?;
+    set.execute(name, &data, &funcs)
+}
+
+#[test]
+fn hand_written_cases() {
+    let cases = parse_cases(&Path::new(DIR).join("hand_cases.txt"));
+    assert!(cases.len() > 50, "hand cases missing");
+    let mut failed = Vec::new();
+    let mut names = BTreeSet::new();
+    for c in &cases {
+        assert!(names.insert(c.name.clone()), "duplicate case {}", c.name);
+        let got = run_hand_case(c);
+        let ok = match (&got, c.get("want"), c.get("error")) {
+            (Ok(s), Some(w), None) => s == w,
+            (Err(e), None, Some(w)) => e.to_string() == w,
+            (_, None, None) | (_, Some(_), Some(_)) => panic!("{}: give want or error", c.name),
+            _ => false,
+        };
+        if !ok {
+            let expected = c
+                .get("want")
+                .map(|w| format!("output {w:?}"))
+                .unwrap_or_else(|| format!("error {:?}", c.get("error").unwrap_or("")));
+            failed.push(format!(
+                "{}\n    want:      {expected}\n    watchpost: {}",
+                c.name,
+                describe(&got)
+            ));
+        }
+    }
+    println!(
+        "hand-written template cases: {} passed, {} failed",
+        cases.len() - failed.len(),
+        failed.len()
+    );
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// The rules layer's use: parse each annotation once at load, expand it at
+/// every evaluation with that evaluation's functions.
+#[test]
+fn alert_template_parse_once_expand_many() {
+    let names = prometheus_funcs(&PromContext::default());
+    let t = AlertTemplate::parse(
+        "HighLatency",
+        "{{ $labels.job }}: {{ $value | humanizeDuration }} at {{ now | humanizeTimestamp }}",
+        &names,
+    )
+    .unwrap();
+    let labels = Labels::from_pairs([("job", "api")]);
+    for (now, value, want) in [
+        (1_000, 0.25, "api: 250ms at 1970-01-01 00:00:01 +0000 UTC"),
+        (61_000, 90.0, "api: 1m 30s at 1970-01-01 00:01:01 +0000 UTC"),
+    ] {
+        let funcs = prometheus_funcs(&PromContext {
+            now,
+            ..PromContext::default()
+        });
+        let got = t.expand_or_error_text(&labels, &Labels::empty(), "", value, &funcs);
+        assert_eq!(got, want);
+    }
+    // A broken template is reported at load, with Prometheus's name for it.
+    let err = AlertTemplate::parse("X", "{{ humanise $value }}", &names).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "template: __alert_X:1: function \"humanise\" not defined"
+    );
+}
+
+#[test]
+fn query_without_engine_is_a_visible_error() {
+    let funcs = prometheus_funcs(&PromContext::default());
+    let got = expand_alert_template(
+        "A",
+        "{{ query \"up\" | first | value }}",
+        &Labels::empty(),
+        &Labels::empty(),
+        "",
+        1.0,
+        &funcs,
+    );
+    assert!(
+        got.starts_with("<error expanding template: error executing template __alert_A: ")
+            && got.contains("error calling query: no query engine is available"),
+        "{got}"
+    );
+}
+
+#[test]
+fn limits_are_configurable_per_template() {
+    let funcs = FuncMap::new();
+    let tight = Limits {
+        max_steps: 50,
+        ..Limits::default()
+    };
+    let t = watchpost::template::Template::parse("t", "{{range 100}}x{{end}}", &funcs)
+        .unwrap()
+        .with_limits(tight);
+    let err = t.execute(&Value::Missing, &funcs).unwrap_err().to_string();
+    assert!(err.contains("limit of 50 steps"), "{err}");
+}
