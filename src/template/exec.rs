@@ -327,7 +327,7 @@ impl<'a> State<'a> {
                 }
                 !m.entries.is_empty()
             }
-            // Go 1.22 ranges over integers: 0..n, the value in both slots.
+            // Go 1.24 ranges over integers: 0..n, the value in both slots.
             Value::Int(n) => {
                 if r.pipe.decl.len() > 1 {
                     return Err(self.errorf(format!(

@@ -3,8 +3,9 @@
 //! that the trees, the set of accepted programs and the error messages
 //! (`template: name:3: unexpected "}" in operand`) are Go's.
 //!
-//! Differences from Go 1.19 follow newer Go: `{{else with}}` (Go 1.23).
-//! Complex-number literals are rejected: no template function takes one.
+//! Where Go versions differ this follows newer Go: `{{else with}}` (Go
+//! 1.23). Complex-number literals are rejected: no template function takes
+//! one.
 
 use std::collections::HashMap;
 use std::fmt;
