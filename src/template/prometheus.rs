@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::gofmt::{display, sprintf};
-use super::gotime::{GoTime, Zone};
+use super::gotime::GoTime;
 use super::stdlib;
 use super::value::{GoType, Param, STRING_MAP, Value};
 use super::{FuncError, FuncMap, Function, MissingKey, Template, TemplateError};
@@ -651,11 +651,6 @@ pub fn expand_alert_template(
         Ok(t) => t.expand_or_error_text(labels, external_labels, external_url, value, funcs),
         Err(e) => error_text(&format!("__alert_{alert_name}"), &e),
     }
-}
-
-/// `now` as a time value, for callers that want `toTime now`-like data.
-pub fn timestamp_value(ts: Timestamp) -> Value {
-    Value::Time(GoTime::from_unix_millis(ts).in_zone(Zone::Utc))
 }
 
 #[cfg(test)]
