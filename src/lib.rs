@@ -32,6 +32,7 @@ pub mod promql;
 pub mod scrape;
 pub mod storage;
 pub mod telemetry;
+pub mod template;
 
 /// watchpost's version, as `--version` and `/api/v1/status/buildinfo` show it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -17,3 +17,4 @@ mod restart;
 mod scrape_e2e;
 mod storage;
 mod support;
+mod template;
