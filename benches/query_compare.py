@@ -3,8 +3,8 @@
 
 Both systems scrape the same synthetic targets in the same run. The targets
 expose explicit timestamps on a virtual clock (honor_timestamps: true), so
-both hold exactly the same samples; the virtual clock runs 15x faster than
-real time so an hour of 15 s history accumulates in about four minutes.
+both hold exactly the same samples; the virtual clock runs 7.5x faster than
+real time so an hour of 15 s history accumulates in about nine minutes.
 Then both answer the same queries, alternately, and the script compares
 latency (client-measured) and checks the results are identical.
 
@@ -40,7 +40,7 @@ import urllib.parse
 import urllib.request
 
 STEP = 15            # virtual seconds between samples
-SPEED = 15           # virtual seconds per real second
+SPEED = 7.5          # virtual seconds per real second (4 scrapes per step at 500ms)
 HISTORY = 3900       # virtual seconds of history to build (1h + 5m)
 
 
@@ -188,7 +188,8 @@ def main():
     ap.add_argument("--prometheus", default="prometheus")
     ap.add_argument("--watchpost", default="target/release/watchpost")
     ap.add_argument("--interval", default="500ms", help="scrape interval of both systems")
-    ap.add_argument("--max-runtime", type=float, default=900)
+    ap.add_argument("--max-runtime", type=float, default=1200)
+    ap.add_argument("--hold", type=float, default=0, help="keep both systems running this many seconds afterwards (for profiling)")
     a = ap.parse_args()
     if not shutil.which(a.prometheus):
         raise SystemExit("prometheus not found (apt-get install prometheus)")
@@ -282,6 +283,9 @@ def main():
             print("%-62s %10.1fms %10.1fms %8.2f %10s" % (label, mp * 1000, mw * 1000, mw / mp, "yes (%d)" % n if same else "NO"))
         print("(median of %d alternating runs each; ratio = watchpost / prometheus; budget <= 0.5;"
               " identical = same series, timestamps and values within 1e-9 relative)" % a.reps)
+        if a.hold:
+            print("holding: prometheus %s, watchpost %s, evaluation time %.3f" % (systems["prometheus"], systems["watchpost"], t_eval), flush=True)
+            time.sleep(a.hold)
     finally:
         cleanup()
 
