@@ -14,9 +14,9 @@ WATCHPOST_BIN=${WATCHPOST_BIN:-watchpost}
 sut_info() {
     echo "name=watchpost"
     echo "version=$("$WATCHPOST_BIN" --version 2>&1 | head -n 1)"
-    # Set promql_api=1 once watchpost serves a Prometheus-compatible /api/v1/query;
+    # watchpost serves a Prometheus-compatible /api/v1/query;
     # the harness then also reports scrape_duration_seconds percentiles.
-    echo "promql_api=0"
+    echo "promql_api=1"
     echo "metrics_path=/metrics"
     # Self-metric names the harness reads if present (system-reported figures only;
     # the headline figures — CPU, RSS, latency — are measured from outside).

@@ -3,6 +3,7 @@
 //!
 //! Scraping writes into storage only through `storage::Appender`.
 
+mod cache;
 pub mod discovery;
 pub mod fetch;
 pub mod http_client;

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use super::cache::SeriesCache;
 use super::fetch::{self, FailureReason, ScrapeFailure};
 use super::parse::{Format, ParsedSample, Parser};
 use super::relabel;
@@ -104,6 +105,9 @@ struct CacheEntry {
     series: SeriesRef,
     /// Iteration in which the series text was last seen.
     seen: u64,
+    /// The value `seen` had before this scrape set it, so a scrape that
+    /// fails half-way can be undone (`u64::MAX`: new in this scrape).
+    prev: u64,
     /// Index of the stored metric name in [`MetricNames`] (unused for
     /// dropped series).
     name: u32,
@@ -178,7 +182,7 @@ impl MetricNames {
 /// Series text -> storage reference, plus what was seen in which scrape.
 #[derive(Debug, Default)]
 pub struct ScrapeCache {
-    entries: HashMap<Box<[u8]>, CacheEntry, foldhash::fast::RandomState>,
+    entries: SeriesCache<CacheEntry>,
     names: MetricNames,
     report: [Option<SeriesRef>; 5],
     iter: u64,
@@ -495,10 +499,12 @@ impl ScrapeLoop {
             };
             let res = match self.cache.entries.get_mut(s.series) {
                 Some(e) if e.series == DROPPED => {
+                    e.prev = e.seen;
                     e.seen = iter;
                     continue;
                 }
                 Some(e) => {
+                    e.prev = e.seen;
                     e.seen = iter;
                     e.explicit_ts = explicit;
                     counts.post_relabel += 1;
@@ -525,10 +531,11 @@ impl ScrapeLoop {
                 None => match self.sample_labels(&s)? {
                     None => {
                         self.cache.entries.insert(
-                            s.series.into(),
+                            s.series,
                             CacheEntry {
                                 series: DROPPED,
                                 seen: iter,
+                                prev: u64::MAX,
                                 name: 0,
                                 explicit_ts: explicit,
                             },
@@ -543,10 +550,11 @@ impl ScrapeLoop {
                                 counts.added += 1;
                                 let name = self.cache.names.acquire(lset.metric_name());
                                 self.cache.entries.insert(
-                                    s.series.into(),
+                                    s.series,
                                     CacheEntry {
                                         series: r,
                                         seen: iter,
+                                        prev: u64::MAX,
                                         name,
                                         explicit_ts: explicit,
                                     },
@@ -650,13 +658,13 @@ impl ScrapeLoop {
     fn stale_and_forget(&mut self, app: &mut dyn Appender, ts: Timestamp) {
         let iter = self.cache.iter;
         let names = &mut self.cache.names;
-        self.cache.entries.retain(|_, e| {
+        self.cache.entries.retain(|e| {
             if e.seen == iter {
                 return true;
             }
             if e.series != DROPPED {
                 names.release(e.name);
-                if e.seen + 1 == iter && !e.explicit_ts {
+                if e.seen.wrapping_add(1) == iter && !e.explicit_ts {
                     let _ = app.append_ref(e.series, ts, stale_nan());
                 }
             }
@@ -671,12 +679,19 @@ impl ScrapeLoop {
         let storage = self.ctx.storage.clone();
         let mut app = storage.appender();
         let mut any = false;
-        for e in self.cache.entries.values() {
-            if e.seen + 1 == iter && e.series != DROPPED && !e.explicit_ts {
+        // A scrape that failed half-way through the body has already marked
+        // the series it parsed before the error: undo that first, so only
+        // the previous scrape's series go stale, and only once.
+        for e in self.cache.entries.values_mut() {
+            if e.seen == iter {
+                e.seen = e.prev;
+            }
+            if e.seen.wrapping_add(1) == iter && e.series != DROPPED && !e.explicit_ts {
                 let _ = app.append_ref(e.series, ts, stale_nan());
                 any = true;
             }
         }
+        self.cache.entries.end_scrape();
         if any {
             let _ = app.commit();
         } else {

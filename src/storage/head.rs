@@ -8,6 +8,10 @@
 //!
 //! Locking: looking a series up by reference (the scrape hot path) takes
 //! only the read lock of one of [`SHARDS`] shards, never the index lock.
+//! A shard is a dense array indexed by `ref / SHARDS` rather than a hash
+//! map: references are handed out in sequence, so the lookup is one load
+//! instead of a probe through control bytes and buckets, which profiling
+//! showed as the largest cache-miss cost of ingestion.
 //! The index (symbols, label-set lookup, postings) sits under one `RwLock`
 //! that is taken for writing only when a series is created or removed.
 
@@ -25,7 +29,8 @@ use crate::model::{Label, Labels, MatchOp, Matcher, Timestamp};
 
 /// Number of series-table shards. A power of two; enough that scrape loops
 /// on different cores rarely share one.
-pub const SHARDS: usize = 256;
+pub const SHARDS: usize = 1 << SHARD_BITS;
+const SHARD_BITS: u32 = 8;
 
 /// `last_t` of a series removed from the index: appenders that still hold
 /// it answer `UnknownRef`, and commits drop its samples.
@@ -396,7 +401,69 @@ fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
     out
 }
 
-type Shard = RwLock<FxHashMap<SeriesRef, Arc<MemSeries>>>;
+type Shard = RwLock<ShardTable>;
+
+/// The series of one shard, in reference order. Slot `i` holds reference
+/// `(base + i) * SHARDS + shard`. Removed series leave `None`; leading
+/// holes are trimmed, and since churn removes the oldest series first the
+/// table stays about as long as the live series of the shard.
+#[derive(Default)]
+pub struct ShardTable {
+    base: u64,
+    slots: std::collections::VecDeque<Option<Arc<MemSeries>>>,
+}
+
+impl ShardTable {
+    #[inline]
+    fn get(&self, k: u64) -> Option<&Arc<MemSeries>> {
+        let i = k.checked_sub(self.base)?;
+        self.slots.get(i as usize)?.as_ref()
+    }
+
+    fn insert(&mut self, k: u64, s: Arc<MemSeries>) {
+        if self.slots.is_empty() {
+            self.base = k;
+        }
+        if k < self.base {
+            // Only replay can create an older reference than the oldest
+            // live one; grow the front.
+            for _ in k..self.base {
+                self.slots.push_front(None);
+            }
+            self.base = k;
+        }
+        let i = (k - self.base) as usize;
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, None);
+        }
+        self.slots[i] = Some(s);
+    }
+
+    fn remove(&mut self, k: u64) {
+        if let Some(i) = k.checked_sub(self.base)
+            && let Some(slot) = self.slots.get_mut(i as usize)
+        {
+            *slot = None;
+        }
+        while matches!(self.slots.front(), Some(None)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        while matches!(self.slots.back(), Some(None)) {
+            self.slots.pop_back();
+        }
+    }
+
+    fn shrink(&mut self) {
+        if self.slots.capacity() > 64 && self.slots.len() < self.slots.capacity() / 4 {
+            self.slots.shrink_to_fit();
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<MemSeries>> {
+        self.slots.iter().flatten()
+    }
+}
 
 /// The series table and index.
 pub struct Head {
@@ -423,7 +490,7 @@ impl Head {
     /// The series with reference `r`: the append hot path.
     #[inline]
     pub fn get(&self, r: SeriesRef) -> Option<Arc<MemSeries>> {
-        read(self.shard(r)).get(&r).cloned()
+        read(self.shard(r)).get(r >> SHARD_BITS).cloned()
     }
 
     /// Finds the series with these labels or creates it with the next
@@ -453,7 +520,7 @@ impl Head {
         let syms = idx.intern(labels);
         let s = Arc::new(MemSeries::new(r, syms));
         idx.insert(hash, &s);
-        write(self.shard(r)).insert(r, s.clone());
+        write(self.shard(r)).insert(r >> SHARD_BITS, s.clone());
         on_create(&s);
         (s, true)
     }
@@ -468,13 +535,10 @@ impl Head {
         for s in gone {
             let labels = idx.labels_of(s);
             idx.remove(labels_hash(&labels), s);
-            write(self.shard(s.r)).remove(&s.r);
+            write(self.shard(s.r)).remove(s.r >> SHARD_BITS);
         }
         for sh in self.shards.iter() {
-            let mut m = write(sh);
-            if m.capacity() > 64 && m.len() < m.capacity() / 4 {
-                m.shrink_to_fit();
-            }
+            write(sh).shrink();
         }
     }
 
