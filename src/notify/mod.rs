@@ -29,6 +29,7 @@ pub mod silences;
 pub mod stage;
 pub mod store;
 pub mod timeinterval;
+pub mod tool;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod exposition;
 mod interop;
+mod notify_cli;
 mod notify_config;
 mod notify_interop;
 mod promql;
