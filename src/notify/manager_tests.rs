@@ -1070,3 +1070,66 @@ fn restart_delivers_queued_once_and_never_repeats_early() {
         h.mgr.shutdown(Duration::from_secs(5)).await;
     });
 }
+
+/// A crash (no shutdown, no compaction) right after deliveries: the next
+/// process neither delivers them again nor repeats them before
+/// repeat_interval, though the rules keep re-sending the alerts.
+#[test]
+fn crash_after_delivery_sends_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let first = rt();
+    first.block_on(async {
+        let mut s = Setup::new(FAST);
+        s.state_dir = Some(dir.path());
+        let h = harness(s).await;
+        h.fire("alertname=A").await;
+        h.fire("alertname=B").await;
+        h.at(20).await;
+        assert_eq!(
+            h.timeline(),
+            ["0s team webhook[0] firing=A", "0s team webhook[0] firing=B"]
+        );
+        assert_eq!(h.mgr.queued(), 0);
+        std::mem::forget(h);
+    });
+    first.shutdown_background();
+
+    let second = rt();
+    second.block_on(async {
+        let mut s = Setup::new(FAST);
+        s.state_dir = Some(dir.path());
+        s.wall = T0 + 120_000;
+        let h = harness(s).await;
+        assert_eq!(
+            h.mgr.queued(),
+            0,
+            "delivered notifications are not requeued"
+        );
+        {
+            let mut r = h.rules.lock().unwrap();
+            r.alerts.insert("alertname=A".into(), (T0, None));
+            r.alerts.insert("alertname=B".into(), (T0, None));
+        }
+        // Deliveries were at T0; this process starts at T0+2m, so the
+        // repeat falls due at T0+10m = 8m into it, at the next group
+        // interval boundary.
+        h.at(7 * 60).await;
+        assert!(h.timeline().is_empty(), "{:?}", h.timeline());
+        h.at(10 * 60).await;
+        let t = h.timeline();
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert!(
+            t.iter()
+                .all(|l| l.starts_with("8m ") || l.starts_with("9m ")),
+            "{t:?}"
+        );
+        h.mgr.shutdown(Duration::from_secs(5)).await;
+    });
+}
