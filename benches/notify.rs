@@ -55,6 +55,8 @@ receivers:
 struct Counts {
     notifications: AtomicUsize,
     alerts: AtomicUsize,
+    /// When each notification reached the integration.
+    delivered: std::sync::Mutex<Option<mpsc::UnboundedSender<Instant>>>,
 }
 
 struct Counting {
@@ -79,6 +81,9 @@ impl Notifier for Counting {
                 .alerts
                 .fetch_add(msg.alerts.len(), Ordering::Relaxed);
             self.counts.notifications.fetch_add(1, Ordering::Relaxed);
+            if let Some(tx) = self.counts.delivered.lock().map_or(None, |g| g.clone()) {
+                let _ = tx.send(Instant::now());
+            }
             Ok(())
         })
     }
@@ -235,6 +240,39 @@ async fn run(config: &NotifyConfig, state_dir: Option<&Path>, n: usize, groups: 
     let (_, notes, _) = phase(&tx, &counts, alerts(n, groups, false), 0).await;
     println!("  resend:   {notes} notifications for an unchanged re-send (dedup)");
     assert_eq!(notes, 0, "an unchanged re-send sends nothing");
+
+    // Latency: one new alert at a time into a new group (group_wait 0s),
+    // from the hand-over to the pipeline to the integration's call.
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    if let Ok(mut g) = counts.delivered.lock() {
+        *g = Some(seen_tx);
+    }
+    let samples = if n >= 10_000 { 1_000 } else { 50 };
+    let mut lat: Vec<Duration> = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let mut a = alerts(1, 1, false);
+        a[0].labels = Labels::from_pairs([
+            ("alertname", "LatencyTest".to_string()),
+            ("group", format!("latency-{i}")),
+        ]);
+        let start = Instant::now();
+        tx.send(a)
+            .await
+            .unwrap_or_else(|_| panic!("pipeline stopped"));
+        let at = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no delivery within 10s"))
+            .unwrap_or_else(|| panic!("delivery channel closed"));
+        lat.push(at.duration_since(start));
+    }
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1];
+    println!(
+        "  latency, new alert -> integration called ({samples} alerts, group_wait 0s): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        lat[lat.len() - 1].as_secs_f64() * 1e3
+    );
 
     let (peak, now) = rss();
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
