@@ -134,6 +134,13 @@ async fn amtool_manages_silences_and_lists_alerts() {
     let s = serve().await;
     let url = s.url.as_str();
 
+    // amtool decodes /api/v2/status and prints the config it carries.
+    let shown = amtool(url, &["config", "show"]).await;
+    assert!(
+        shown.contains("team-db") && shown.contains("group_by"),
+        "{shown}"
+    );
+
     // amtool pushes alerts through POST /api/v2/alerts.
     amtool(
         url,
