@@ -1,4 +1,5 @@
-//! The `watchpost` command line: `run` (the default), `check config`.
+//! The `watchpost` command line: `run` (the default), `check config`,
+//! `notify routes` and `notify test`.
 //!
 //! Flag names are Prometheus's, so habits and scripts carry over. Raw
 //! arguments become validated options here; `anyhow` is used only in this
@@ -10,6 +11,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use watchpost::app;
+use watchpost::config::notify::NotifyConfig;
+use watchpost::notify::tool;
 use watchpost::storage::WalSync;
 use watchpost::telemetry::{LogFormat, LogLevel};
 
@@ -36,6 +39,60 @@ enum Command {
     /// Check configuration files without running anything.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Ask the notification config: where an alert goes, whether a
+    /// receiver delivers.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum NotifyCommand {
+    /// Print the receivers an alert with these labels reaches, comma
+    /// separated (as `amtool config routes test`); exits 1 when
+    /// --verify.receivers is given and differs.
+    Routes {
+        #[command(flatten)]
+        source: NotifySource,
+        /// The alert's labels: `alertname=Down,team=db`.
+        #[arg(long, value_name = "LABELS")]
+        labels: String,
+        /// The receivers expected, comma separated.
+        #[arg(long = "verify.receivers", value_name = "RECEIVERS")]
+        verify_receivers: Option<String>,
+        /// Also print each matching route's path and ID.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Send a sample notification through every integration of RECEIVER
+    /// once and print each outcome; exits 1 if any failed.
+    Test {
+        #[command(flatten)]
+        source: NotifySource,
+        /// The receiver's name.
+        receiver: String,
+        /// Longest wait for each integration's answer.
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+        /// External URL shown in the notification's links.
+        #[arg(long = "web.external-url", value_name = "URL", default_value = "")]
+        external_url: String,
+    },
+}
+
+/// Where the notification config comes from.
+#[derive(Args, Debug, Clone)]
+struct NotifySource {
+    /// watchpost configuration file whose `notify:` section or
+    /// `notify_file:` is used (default config/watchpost.yml).
+    #[arg(
+        long = "config.file",
+        value_name = "FILE",
+        conflicts_with = "notify_file"
+    )]
+    config_file: Option<PathBuf>,
+    /// An alertmanager.yml to use instead.
+    #[arg(long = "notify.file", value_name = "FILE")]
+    notify_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,6 +168,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check(CheckCommand::Config { files })) => return check_config(&files),
+        Some(Command::Notify(cmd)) => return notify(cmd),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     };
@@ -140,6 +198,97 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn load_notify(source: &NotifySource) -> anyhow::Result<NotifyConfig> {
+    if let Some(f) = &source.notify_file {
+        return watchpost::config::notify::load_file(f).map_err(|e| anyhow::anyhow!("{e}"));
+    }
+    let file = source
+        .config_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let cfg = watchpost::config::load_file(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    cfg.notify.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} has no notify: section and no notify_file: add one, or name an alertmanager.yml with --notify.file",
+            file.display()
+        )
+    })
+}
+
+fn notify(cmd: NotifyCommand) -> ExitCode {
+    match notify_inner(cmd) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("watchpost: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a `notify` subcommand; `Ok(false)` when it ran but found a
+/// problem (an unexpected route, a failed delivery).
+fn notify_inner(cmd: NotifyCommand) -> anyhow::Result<bool> {
+    match cmd {
+        NotifyCommand::Routes {
+            source,
+            labels,
+            verify_receivers,
+            verbose,
+        } => {
+            let config = load_notify(&source)?;
+            let matches = tool::routes(&config, &labels)?;
+            let line = tool::receivers_line(&matches);
+            println!("{line}");
+            if verbose {
+                for m in &matches {
+                    println!("  {}  {}  id={}", m.receiver, m.path, m.id);
+                }
+            }
+            if let Some(want) = verify_receivers
+                && want != line
+            {
+                eprintln!("WARNING: expected receivers {want:?}, got {line:?}");
+                return Ok(false);
+            }
+            Ok(true)
+        }
+        NotifyCommand::Test {
+            source,
+            receiver,
+            timeout,
+            external_url,
+        } => {
+            let config = load_notify(&source)?;
+            // The channels are plugged in here; until then only log
+            // receivers can be sent through.
+            let factory = tool::builtin_factory();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            // A scheduler-level read of the clock: the sample alert starts now.
+            #[allow(clippy::disallowed_methods)]
+            let now = watchpost::model::timestamp_of(std::time::SystemTime::now());
+            let outcomes = rt.block_on(tool::test_receiver(
+                &config,
+                &receiver,
+                &factory,
+                &external_url,
+                now,
+                timeout,
+            ))?;
+            if outcomes.is_empty() {
+                println!("receiver {receiver:?} has no integrations: nothing was sent");
+            }
+            for o in &outcomes {
+                println!("{o}");
+            }
+            Ok(outcomes.iter().all(|o| o.result.is_ok()))
+        }
     }
 }
 

@@ -58,12 +58,123 @@ pub struct ApiMetrics {
     pub requests: Family<LabelPairs, Counter>,
 }
 
+/// Metric handles of the notification pipeline. Labels: `integration` is
+/// the integration as logs show it (`telegram[0]`), `reason` a bounded word
+/// (a send reason, a suppression reason or a failure reason).
+#[derive(Clone, Debug)]
+pub struct NotifyMetrics {
+    /// Notifications delivered, by integration and send reason.
+    pub notifications: Family<LabelPairs, Counter>,
+    /// Notifications given up on, by integration and failure reason.
+    pub notifications_failed: Family<LabelPairs, Counter>,
+    /// Flushes that sent nothing to an integration because every alert was
+    /// held back, by integration and suppression reason.
+    pub notifications_suppressed: Family<LabelPairs, Counter>,
+    /// Delivery attempts by integration.
+    pub requests: Family<LabelPairs, Counter>,
+    /// Failed delivery attempts by integration and reason.
+    pub requests_failed: Family<LabelPairs, Counter>,
+    /// Duration of delivery attempts by integration.
+    pub latency: Family<LabelPairs, Histogram>,
+    /// Alerts by state (`active`, `suppressed`).
+    pub alerts: Family<LabelPairs, Gauge>,
+    /// Silences by state (`active`, `pending`, `expired`).
+    pub silences: Family<LabelPairs, Gauge>,
+    /// Notifications accepted and not yet delivered or given up.
+    pub queue_length: Gauge,
+    /// Aggregation groups.
+    pub groups: Gauge,
+}
+
+fn notification_latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl NotifyMetrics {
+    /// Handles not registered anywhere (tests, benchmarks); [`Telemetry`]
+    /// registers its own.
+    pub fn new() -> Self {
+        NotifyMetrics {
+            notifications: Family::default(),
+            notifications_failed: Family::default(),
+            notifications_suppressed: Family::default(),
+            requests: Family::default(),
+            requests_failed: Family::default(),
+            latency: Family::new_with_constructor(notification_latency_histogram),
+            alerts: Family::default(),
+            silences: Family::default(),
+            queue_length: Gauge::default(),
+            groups: Gauge::default(),
+        }
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "watchpost_notifications",
+            "Notifications delivered, by integration and reason (first_notification, new_alerts, resolved, resolved_while_muted, repeat_interval_elapsed)",
+            self.notifications.clone(),
+        );
+        registry.register(
+            "watchpost_notifications_failed",
+            "Notifications given up on, by integration and reason (the channel's reason, deadline_exceeded, queue_full, integration_removed)",
+            self.notifications_failed.clone(),
+        );
+        registry.register(
+            "watchpost_notifications_suppressed",
+            "Group flushes that sent nothing to an integration because every alert was held back, by integration and reason (silenced, inhibited, muted_by_interval, outside_active_intervals)",
+            self.notifications_suppressed.clone(),
+        );
+        registry.register(
+            "watchpost_notification_requests",
+            "Delivery attempts, by integration",
+            self.requests.clone(),
+        );
+        registry.register(
+            "watchpost_notification_requests_failed",
+            "Failed delivery attempts, by integration and reason",
+            self.requests_failed.clone(),
+        );
+        registry.register(
+            "watchpost_notification_latency_seconds",
+            "Duration of delivery attempts, by integration",
+            self.latency.clone(),
+        );
+        registry.register(
+            "watchpost_alerts",
+            "Alerts known to the notification pipeline, by state (active, suppressed)",
+            self.alerts.clone(),
+        );
+        registry.register(
+            "watchpost_silences",
+            "Silences by state (active, pending, expired)",
+            self.silences.clone(),
+        );
+        registry.register(
+            "watchpost_notification_queue_length",
+            "Notifications accepted and not yet delivered or given up",
+            self.queue_length.clone(),
+        );
+        registry.register(
+            "watchpost_notification_groups",
+            "Aggregation groups of the notification pipeline",
+            self.groups.clone(),
+        );
+    }
+}
+
+impl Default for NotifyMetrics {
+    fn default() -> Self {
+        NotifyMetrics::new()
+    }
+}
+
 /// The registry plus every subsystem's handles.
 pub struct Telemetry {
     registry: Registry,
     pub scrape: ScrapeMetrics,
     pub config: ConfigMetrics,
     pub api: ApiMetrics,
+    pub notify: NotifyMetrics,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -145,6 +256,8 @@ impl Telemetry {
             "HTTP requests by handler and status code",
             api.requests.clone(),
         );
+        let notify = NotifyMetrics::new();
+        notify.register(&mut registry);
         registry.register_collector(Box::new(StorageCollector(storage)));
         registry.register_collector(Box::new(ProcessCollector));
         registry.register_collector(Box::new(BuildInfo));
@@ -153,6 +266,7 @@ impl Telemetry {
             scrape,
             config,
             api,
+            notify,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The HTTP edge: Prometheus's API, health and reload endpoints, watchpost's
-//! own `/metrics`, and authentication.
+//! The HTTP edge: Prometheus's API, Alertmanager's API v2, health and
+//! reload endpoints, watchpost's own `/metrics`, and authentication.
 //!
 //! A thin layer: handlers read the handles in [`ApiState`] (storage,
 //! scrape views, current config) and format answers; no business logic
@@ -7,6 +7,7 @@
 //! Servers take a bound listener and a shutdown future, so tests bind
 //! port 0.
 
+mod alertmanager;
 mod auth;
 mod prom;
 mod query;
@@ -25,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use auth::{AuthError, Authenticator, TlsListener, load_tls_acceptor};
 
 use crate::config::Config;
+use crate::notify::NotifyManager;
 use crate::promql::Engine;
 use crate::scrape::manager::ScrapeManager;
 use crate::storage::Storage;
@@ -64,9 +66,20 @@ impl ApiState {
     }
 }
 
-/// The full router.
+/// The full router, without the Alertmanager API (see
+/// [`router_with_notify`]).
 pub fn router(state: ApiState) -> Router {
-    let api = Router::new()
+    build(state, None)
+}
+
+/// The full router including Alertmanager's API v2 (`/api/v2/...`) over
+/// the running notification pipeline.
+pub fn router_with_notify(state: ApiState, notify: Arc<NotifyManager>) -> Router {
+    build(state, Some(notify))
+}
+
+fn build(state: ApiState, notify: Option<Arc<NotifyManager>>) -> Router {
+    let mut api = Router::new()
         .route(
             "/api/v1/query",
             get(query::instant).post(query::instant_post),
@@ -86,7 +99,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/status/runtimeinfo", get(prom::runtimeinfo))
         .route("/metrics", get(metrics))
         .route("/-/ready", get(ready))
-        .route("/-/reload", post(reload).put(reload))
+        .route("/-/reload", post(reload).put(reload));
+    if let Some(n) = notify {
+        api = api.merge(alertmanager::routes(n));
+    }
+    let api = api
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

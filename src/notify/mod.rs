@@ -13,10 +13,23 @@
 //! (schedulers pass `now`), or retry inside a channel: a channel returns a
 //! classified [`SendError`] and retry lives in one place, here.
 
+pub mod clock;
+pub mod dispatch;
+pub mod group;
+pub mod history;
 pub mod inhibit;
+pub mod journal;
+pub mod manager;
+pub mod nflog;
+pub mod queue;
+pub mod retry;
 pub mod route;
 pub mod silence;
+pub mod silences;
+pub mod stage;
+pub mod store;
 pub mod timeinterval;
+pub mod tool;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -29,6 +42,15 @@ pub use inhibit::{Inhibition, Inhibitor};
 pub use route::{Route, RouteMatch, parse_label_set, routes_for};
 pub use silence::{Silence, SilenceError, SilenceMatcher, SilenceState};
 pub use timeinterval::{Muted, TimeIntervals};
+
+pub use clock::Clock;
+pub use history::{HistoryEntry, HistoryEvent};
+pub use manager::{
+    AlertView, GroupView, NotifierFactory, NotifyError, NotifyManager, NotifyOptions,
+};
+pub use nflog::SendReason;
+pub use retry::RetryPolicy;
+pub use silences::PostedSilence;
 
 /// One integration (e.g. `telegram[0]` of a receiver) that can deliver a
 /// notification. Implemented by `src/channels/*`; the pipeline holds them as

@@ -4,11 +4,13 @@
 // Tests may spawn untracked tasks and read the clock.
 #![allow(clippy::disallowed_methods)]
 
+mod amtool_api;
 mod architecture;
 mod cli;
 mod config;
 mod exposition;
 mod interop;
+mod notify_cli;
 mod notify_config;
 mod notify_interop;
 mod promql;
