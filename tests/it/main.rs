@@ -5,6 +5,8 @@
 #![allow(clippy::disallowed_methods)]
 
 mod architecture;
+mod channels_common;
+mod channels_email;
 mod cli;
 mod config;
 mod exposition;
@@ -15,6 +17,7 @@ mod promql;
 mod query_api;
 mod restart;
 mod scrape_e2e;
+mod smtp_server;
 mod storage;
 mod support;
 mod template;
