@@ -2,7 +2,7 @@
 //! built from Alertmanager YAML through the real config loader, and a
 //! recording HTTP stand-in on 127.0.0.1:0.
 
-// The HTTP stand-in serves the channel tests still to come.
+// Parts of the stand-in serve the HTTP channel tests still to come.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
