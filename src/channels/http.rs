@@ -96,6 +96,9 @@ impl HttpTransport {
         scrub: &mut Scrub,
     ) -> Result<Reply, SendError> {
         self.remember_credentials(scrub);
+        if let Endpoint::Secret { url, .. } = endpoint {
+            scrub.add_url_parts(url);
+        }
         let mut req = self.client.post(endpoint.url());
         req = match body {
             Body::Json(b) => req
@@ -121,7 +124,9 @@ impl HttpTransport {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = read_capped(resp).await;
+        // Scrubbed before anything cuts it: an excerpt ending inside an
+        // echoed secret would no longer match it.
+        let body = scrub.text(&read_capped(resp).await);
         Ok(Reply {
             status,
             body,

@@ -229,6 +229,47 @@ impl Scrub {
         self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
+    /// Remembers the parts of a secret URL that may be its secret: a peer
+    /// that echoes only the token of `…/hooks/<token>` must not leak it
+    /// either. That is the path and query as a whole, the password, and
+    /// each path segment and query value that looks like a key (see
+    /// [`looks_like_key`]); words such as `services` or `hooks` stay, so
+    /// an echoed error stays readable.
+    pub fn add_url_parts(&mut self, url: &str) {
+        let Ok(u) = reqwest::Url::parse(url.trim()) else {
+            return;
+        };
+        if let Some(p) = u.password() {
+            self.add(p);
+        }
+        let path = u.path().trim_matches('/');
+        if !path.is_empty() {
+            self.add(path);
+        }
+        if let Some(q) = u.query() {
+            self.add(q);
+        }
+        let mut parts: Vec<String> = u
+            .path_segments()
+            .map(|s| s.map(str::to_string).collect())
+            .unwrap_or_default();
+        // Raw, as the peer may echo the query as sent; decoded below.
+        if let Some(q) = u.query() {
+            parts.extend(
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('=').map(|(_, v)| v.to_string())),
+            );
+        }
+        for p in parts {
+            let decoded = percent_decode(&p);
+            for v in [p, decoded] {
+                if looks_like_key(&v) {
+                    self.add(&v);
+                }
+            }
+        }
+    }
+
     /// Reads `src` for the field `field`, remembering the value. A file
     /// that cannot be read is a permanent failure naming the file.
     pub fn read(&mut self, src: &SecretSource, field: &'static str) -> Result<String, SendError> {
@@ -267,6 +308,22 @@ impl Scrub {
             },
         }
     }
+}
+
+/// Whether a URL part could be a key or token: long enough, and not a
+/// plain lowercase word (a digit, mixed case, or 20 characters and more).
+pub(crate) fn looks_like_key(s: &str) -> bool {
+    let n = s.chars().count();
+    let digit = s.chars().any(|c| c.is_ascii_digit());
+    let mixed = s.chars().any(|c| c.is_uppercase()) && s.chars().any(|c| c.is_lowercase());
+    n >= 8 && (digit || mixed || n >= 20)
+}
+
+fn percent_decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 /// The time a send renders its templates at (`since`, dates). The channel
@@ -348,6 +405,24 @@ mod tests {
         let r = s.error(SendError::retryable("timeout", "tok3n"));
         assert!(r.is_retryable());
         assert_eq!(r.to_string(), "timeout: <secret>");
+    }
+
+    #[test]
+    fn url_parts_that_look_like_keys_are_scrubbed() {
+        let mut s = Scrub::new();
+        s.add_url_parts(
+            "https://user:pa55word@hooks.example.test/services/T0000/B0123/XXXXxxxxXXXXxxxx?token=s3cr3t%2Dvalue&mode=plain",
+        );
+        let text = s.text(
+            "echo pa55word T0000 B0123 XXXXxxxxXXXXxxxx s3cr3t-value s3cr3t%2Dvalue services mode=plain",
+        );
+        assert_eq!(
+            text,
+            "echo <secret> T0000 B0123 <secret> <secret> <secret> services mode=plain"
+        );
+        assert!(looks_like_key("abcdefghijklmnopqrstu"));
+        assert!(!looks_like_key("webhooks"));
+        assert!(looks_like_key("webhook2b"));
     }
 
     #[test]

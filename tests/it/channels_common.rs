@@ -2,9 +2,6 @@
 //! built from Alertmanager YAML through the real config loader, and a
 //! recording HTTP stand-in on 127.0.0.1:0.
 
-// Parts of the stand-in serve the HTTP channel tests still to come.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -173,6 +170,17 @@ impl Recorder {
         self.answers.lock().unwrap().push(a);
     }
 
+    /// Forgets queued answers: from now on every request gets this one.
+    pub fn answer_only(&self, status: u16, body: &str) {
+        let mut a = self.answers.lock().unwrap();
+        a.clear();
+        a.push((status, body.to_string(), Vec::new()));
+    }
+
+    pub fn clear_seen(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
@@ -217,4 +225,37 @@ async fn record(
 pub fn assert_no_secret(e: &watchpost::notify::SendError, secret: &str) {
     let shown = format!("{e} {e:?}");
     assert!(!shown.contains(secret), "secret {secret:?} leaked: {shown}");
+}
+
+/// Item 9 for one integration: failures never show `secret`, even when
+/// the peer echoes it in its answer (a 400, then a 503), and each is
+/// classified (permanent, then retryable).
+pub async fn assert_failures_hide(
+    n: &dyn Notifier,
+    rec: &Recorder,
+    msg: &NotificationData,
+    secret: &str,
+) {
+    rec.answer_only(
+        400,
+        &format!(r#"{{"error":"invalid request","echo":"{secret}"}}"#),
+    );
+    let e = n.send(msg).await.unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("400"), "{e}");
+    assert!(e.to_string().contains("invalid request"), "{e}");
+    assert_no_secret(&e, secret);
+
+    rec.answer_only(503, &format!("upstream down; your key was {secret}"));
+    let e = n.send(msg).await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("503"), "{e}");
+    assert_no_secret(&e, secret);
+    rec.answer_only(200, "ok");
+}
+
+/// A port on 127.0.0.1 nothing listens on.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }

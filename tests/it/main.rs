@@ -7,6 +7,7 @@
 mod architecture;
 mod channels_common;
 mod channels_email;
+mod channels_http;
 mod channels_telegram;
 mod cli;
 mod config;
