@@ -9,6 +9,7 @@ mod channels_common;
 mod channels_email;
 mod channels_http;
 mod channels_telegram;
+mod channels_unsupported;
 mod cli;
 mod config;
 mod exposition;
