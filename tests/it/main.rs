@@ -8,6 +8,7 @@ mod architecture;
 mod channels_common;
 mod channels_email;
 mod channels_http;
+mod channels_log;
 mod channels_secrets;
 mod channels_telegram;
 mod channels_unsupported;
