@@ -10,6 +10,10 @@ use super::channels_common::{T0, alert, assert_no_secret, notification, one};
 use super::smtp_server::{Mail, Options, SmtpServer, TlsMode, pki};
 
 fn config(port: u16, extra: &str) -> String {
+    config_at(&format!("127.0.0.1:{port}"), extra)
+}
+
+fn config_at(smarthost: &str, extra: &str) -> String {
     format!(
         "route: {{receiver: r}}
 receivers:
@@ -17,7 +21,7 @@ receivers:
     email_configs:
       - to: 'ops@example.test, oncall@example.test'
         from: 'Watchpost <watchpost@example.test>'
-        smarthost: 127.0.0.1:{port}
+        smarthost: {smarthost}
         hello: watchpost.example.test
 {extra}"
     )
@@ -155,12 +159,16 @@ async fn starttls_with_a_test_ca_and_auth_plain() {
 #[tokio::test]
 async fn implicit_tls_on_port_465() {
     // Port 465 means implicit TLS, as in Alertmanager; tests run as root.
+    // A loopback address of this run's own, so parallel runs (other
+    // checkouts) never compete for 127.0.0.1:465.
+    let pid = std::process::id();
+    let host = format!("127.46.{}.{}", (pid >> 8) & 0xff, (pid & 0xff).max(1));
     let pki = pki();
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let server = SmtpServer::start_on(
-        "127.0.0.1:465",
+        &format!("{host}:465"),
         Options {
             tls: TlsMode::Implicit,
             server_tls: Some(pki.clone()),
@@ -169,12 +177,12 @@ async fn implicit_tls_on_port_465() {
         },
     )
     .await;
-    let n = one(&config(
-        465,
+    let n = one(&config_at(
+        &format!("{host}:465"),
         &format!(
             "        auth_username: bob
         auth_password: pw-465
-        tls_config: {{ca_file: {}}}
+        tls_config: {{ca_file: {}, server_name: smtp.test}}
 ",
             ca.display()
         ),

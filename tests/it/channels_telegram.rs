@@ -299,3 +299,32 @@ async fn the_token_never_appears_in_errors() {
     assert_no_secret(&e, TOKEN);
     assert_no_secret(&e, "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw");
 }
+
+#[tokio::test]
+async fn markdown_v2_escapes_values_but_not_the_template() {
+    let api = Recorder::start().await;
+    api.answer(200, SENT);
+    let n = one(&with_token(
+        &api.url(""),
+        "        parse_mode: MarkdownV2\n        message: '*{{ .CommonLabels.alertname }}* {{ .CommonAnnotations.summary }}'\n",
+    ));
+    let msg = NotificationData::new(
+        "r",
+        "{}:{alertname=\"Disk_Full\"}",
+        Labels::from_pairs([("alertname", "Disk_Full")]),
+        vec![alert(
+            &[("alertname", "Disk_Full")],
+            "usage > 90% (db-1.example) [x]!",
+            None,
+        )],
+        "http://watchpost.test:9464",
+        T0 + 1000,
+    );
+    n.send(&msg).await.unwrap();
+    let body = api.only().json();
+    assert_eq!(body["parse_mode"], "MarkdownV2");
+    assert_eq!(
+        body["text"],
+        r"*Disk\_Full* usage \> 90% \(db\-1\.example\) \[x\]\!"
+    );
+}

@@ -1,7 +1,7 @@
 """A real SMTP server (aiosmtpd) for the email channel's tests.
 
 Started by tests/it/smtp_server.rs with one JSON argument:
-  {"port": 0, "tls": "none" | "starttls" | "implicit", "cert": PEM path,
+  {"host": "127.0.0.1", "port": 0, "tls": "none" | "starttls" | "implicit", "cert": PEM path,
    "key": PEM path, "auth": [user, password] or null, "data_reply": str or null}
 
 It prints one JSON object per line on stdout: {"event": "ready", "port": N}
@@ -126,7 +126,7 @@ async def main(cfg):
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         factory,
-        host="127.0.0.1",
+        host=cfg.get("host", "127.0.0.1"),
         port=cfg.get("port", 0),
         ssl=ctx if tls == "implicit" else None,
     )

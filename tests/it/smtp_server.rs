@@ -2,7 +2,7 @@
 //! STARTTLS per RFC 3207, AUTH per RFC 4954) run by `smtp_server.py` in a
 //! Python venv under `target/` that the first test creates (with pip, from
 //! PyPI) when it is missing, so a plain `cargo test` needs only `python3`.
-//! Each [`SmtpServer`] is one server process on 127.0.0.1 that reports
+//! Each [`SmtpServer`] is one server process on loopback that reports
 //! every accepted message with its envelope and the session's facts (TLS,
 //! authenticated user and mechanism) as JSON lines, and dies with its
 //! handle. Also here: a test CA from rcgen and a small MIME reader for the
@@ -189,21 +189,20 @@ impl SmtpServer {
         SmtpServer::start_on("127.0.0.1:0", opts).await
     }
 
+    /// Listens on `addr` (`127.x.y.z:port`; port 0 picks one).
     pub async fn start_on(addr: &str, opts: Options) -> SmtpServer {
-        let port: u16 = addr
-            .rsplit_once(':')
-            .and_then(|(_, p)| p.parse().ok())
-            .unwrap();
-        tokio::task::spawn_blocking(move || SmtpServer::spawn(port, opts))
+        let addr: SocketAddr = addr.parse().unwrap();
+        tokio::task::spawn_blocking(move || SmtpServer::spawn(addr, opts))
             .await
             .unwrap()
     }
 
-    fn spawn(port: u16, opts: Options) -> SmtpServer {
+    fn spawn(addr: SocketAddr, opts: Options) -> SmtpServer {
         let py = python();
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = serde_json::json!({
-            "port": port,
+            "host": addr.ip().to_string(),
+            "port": addr.port(),
             "tls": match opts.tls {
                 TlsMode::None => "none",
                 TlsMode::StartTls => "starttls",
@@ -287,7 +286,7 @@ impl SmtpServer {
         };
         let stdin = child.stdin.take();
         SmtpServer {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::new(addr.ip(), port),
             events,
             child,
             stdin: Mutex::new(stdin),
