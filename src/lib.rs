@@ -25,6 +25,7 @@
 
 pub mod api;
 pub mod app;
+pub mod channels;
 pub mod config;
 pub mod model;
 pub mod notify;

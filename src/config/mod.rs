@@ -13,9 +13,13 @@
 //! files, rule files, file_sd targets): their users read them when they need
 //! them, as Prometheus does. The exceptions are the ones Prometheus makes at
 //! load: `scrape_config_files`, and the certificate, key and CA files of the
-//! web config file ([`load_web_config`]).
+//! web config file ([`load_web_config`]). [`http_client`] is the HTTP
+//! client builder the config's users share; it reads files when a client
+//! is built or a request sent, never at load.
 
+mod alerting;
 mod error;
+pub mod http_client;
 pub mod notify;
 mod raw;
 mod redact;
@@ -28,6 +32,7 @@ mod web;
 
 use std::path::Path;
 
+pub use alerting::{AlertingConfig, AlertingError, AlertmanagerSet, parse_alerting};
 pub use error::{ConfigError, Diagnostic};
 pub use secret::{REDACTED, Secret};
 pub use types::*;

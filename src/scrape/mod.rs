@@ -6,9 +6,12 @@
 mod cache;
 pub mod discovery;
 pub mod fetch;
-pub mod http_client;
 pub mod manager;
 pub mod parse;
 pub mod relabel;
 pub mod scrape_loop;
 pub mod target;
+
+/// The HTTP client builder moved to `config::http_client` so that channels
+/// share it; scrape code keeps reaching it by this name.
+pub use crate::config::http_client;

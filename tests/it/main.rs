@@ -6,6 +6,13 @@
 
 mod amtool_api;
 mod architecture;
+mod channels_common;
+mod channels_email;
+mod channels_http;
+mod channels_log;
+mod channels_secrets;
+mod channels_telegram;
+mod channels_unsupported;
 mod cli;
 mod config;
 mod exposition;
@@ -17,6 +24,7 @@ mod promql;
 mod query_api;
 mod restart;
 mod scrape_e2e;
+mod smtp_server;
 mod storage;
 mod support;
 mod template;

@@ -1,11 +1,17 @@
-//! The HTTP client of a scrape job or an http_sd source, built from the
-//! Prometheus-style `HttpClientConfig` (TLS, proxy, redirects, credentials).
+//! The HTTP client of a scrape job, an http_sd source or a notification
+//! channel, built from the Prometheus-style `HttpClientConfig` (TLS, proxy,
+//! redirects, credentials).
 //!
-//! Shared by the scrape loops and http_sd, so both reach targets the same
-//! way. Transport settings (TLS, proxy, redirects, timeout) are fixed when
-//! the client is built; credentials are applied per request by
-//! [`authorize`], which re-reads `*_file` secrets every time so a rotated
-//! token needs no reload, as in Prometheus.
+//! Shared by the scrape loops, http_sd and the channels, so all reach their
+//! peers the same way. It lives beside the config it interprets because
+//! both `scrape` and `channels` use it and neither may import the other; it
+//! is the one part of `config` that opens files (CA, certificate and key
+//! files when a client is built, `*_file` secrets per request).
+//!
+//! Transport settings (TLS, proxy, redirects, timeout) are fixed when the
+//! client is built; credentials are applied per request by [`authorize`],
+//! which re-reads `*_file` secrets every time so a rotated token needs no
+//! reload, as in Prometheus.
 //!
 //! Must not log or return secret values: errors name the file or the field,
 //! never its content, and proxy URLs are shown with their password redacted.
@@ -164,7 +170,8 @@ pub fn authorize(
 
 /// The secret's value; file contents are trimmed of surrounding whitespace
 /// (a trailing newline is almost always an accident), as Prometheus does.
-fn read_secret(src: &SecretSource, field: &'static str) -> Result<String, HttpClientError> {
+/// `field` names the secret in the error (`bot_token`), never its value.
+pub fn read_secret(src: &SecretSource, field: &'static str) -> Result<String, HttpClientError> {
     match src {
         SecretSource::Inline(s) => Ok(s.expose().clone()),
         SecretSource::File(path) => {
@@ -215,6 +222,26 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s.source();
     }
     out
+}
+
+/// The rustls config for `tls`, for connections that are not made by
+/// reqwest (SMTP over implicit TLS): the same verification rules as the
+/// HTTP clients, with the public roots when no CA file is set.
+pub fn rustls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, HttpClientError> {
+    match tls_client_config(tls)? {
+        Some(c) => Ok(c),
+        None => {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            Ok(rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| HttpClientError::Tls {
+                    reason: e.to_string(),
+                })?
+                .with_root_certificates(roots)
+                .with_no_client_auth())
+        }
+    }
 }
 
 /// The rustls config for `tls`, or None when reqwest's defaults (public
