@@ -2,11 +2,12 @@
 //! [`Config`], owns task tracking and cancellation, and runs start, reload
 //! and shutdown in order.
 //!
-//! Start: storage, telemetry, scrape manager, HTTP server (ready once the
-//! first config is applied). Reload: parse and validate the whole file and
+//! Start: storage, telemetry, scrape manager, notification pipeline, HTTP
+//! server (ready once the first config is applied). Reload: parse and validate the whole file and
 //! build every job's HTTP client first; only then apply, so a bad file
 //! changes nothing. Shutdown runs the data path in reverse with a deadline
-//! per step: stop intake (HTTP), stop scrapes, then storage.
+//! per step: stop intake (HTTP), stop scrapes, stop notifications, then
+//! storage.
 //!
 //! Only `main` and tests import this module.
 
@@ -24,7 +25,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, ApiState, Authenticator, ReloadFailed, ReloadRequest};
+use crate::config::notify::NotifyConfig;
 use crate::config::{self, Config, ConfigError};
+use crate::model::Alert;
+use crate::notify::{NotifyError, NotifyManager, NotifyOptions};
 use crate::promql::{Engine, EngineOptions};
 use crate::scrape::manager::ScrapeManager;
 use crate::storage::{DiskStorage, Storage, StorageOptions, WalSync};
@@ -82,12 +86,34 @@ pub enum AppError {
     WebConfig(String),
     #[error("opening storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
+    #[error("notifications: {0}")]
+    Notify(#[from] NotifyError),
+    #[error("notification channels: {0}")]
+    Channels(#[from] crate::channels::ChannelError),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: String,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The notification config used when the config has no `notify:` or
+/// `notify_file:`: every alert goes to stdout through the `log` receiver,
+/// so alerts are visible before any channel is set up.
+pub const DEFAULT_NOTIFY: &str =
+    "route:\n  receiver: log\nreceivers:\n  - name: log\n    log_configs: [{}]\n";
+
+/// The notification config of `cfg`, or [`DEFAULT_NOTIFY`].
+pub fn notify_config(cfg: &Config) -> Result<NotifyConfig, ConfigError> {
+    match &cfg.notify {
+        Some(n) => Ok(n.clone()),
+        None => config::notify::load_str(
+            DEFAULT_NOTIFY,
+            "built-in notify default",
+            std::path::Path::new("."),
+        ),
+    }
 }
 
 /// Loads the configuration the options name.
@@ -106,6 +132,8 @@ pub struct RunningApp {
     tracker: TaskTracker,
     reload_tx: mpsc::Sender<ReloadRequest>,
     scrape: Arc<ScrapeManager>,
+    notify: Arc<NotifyManager>,
+    alerts: mpsc::Sender<Vec<Alert>>,
     storage: Arc<DiskStorage>,
     server: JoinHandle<()>,
     reloader: JoinHandle<()>,
@@ -125,6 +153,17 @@ impl RunningApp {
     /// The durable engine itself, for tests of its maintenance.
     pub fn disk_storage(&self) -> Arc<DiskStorage> {
         self.storage.clone()
+    }
+
+    /// The notification pipeline, for tests that inspect it.
+    pub fn notify(&self) -> Arc<NotifyManager> {
+        self.notify.clone()
+    }
+
+    /// Where alert batches enter the notification pipeline (the rule
+    /// engine's output; tests push through it too).
+    pub fn alert_sender(&self) -> mpsc::Sender<Vec<Alert>> {
+        self.alerts.clone()
     }
 
     /// Reloads the configuration file (all-or-nothing).
@@ -147,10 +186,13 @@ impl RunningApp {
         let _ = tokio::time::timeout(step, self.reloader).await;
         // 2. Stop scraping (no staleness markers: a restart continues).
         let _ = tokio::time::timeout(step, self.scrape.shutdown()).await;
-        // 3. Wait for every tracked task (maintenance stops on cancel).
+        // 3. Stop the notification pipeline: in-flight sends finish or stay
+        // queued on disk for the next start.
+        self.notify.shutdown(step).await;
+        // 4. Wait for every tracked task (maintenance stops on cancel).
         self.tracker.close();
         let _ = tokio::time::timeout(step, self.tracker.wait()).await;
-        // 4. Checkpoint and sync the WAL.
+        // 5. Checkpoint and sync the WAL.
         let storage = self.storage.clone();
         match tokio::task::spawn_blocking(move || storage.close()).await {
             Ok(Err(e)) => tracing::error!(error = %e, "closing storage failed"),
@@ -170,6 +212,8 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         None => None,
     };
     let clients = ScrapeManager::prepare(&cfg).map_err(AppError::Scrape)?;
+    let notify_cfg = notify_config(&cfg)?;
+    let factory = crate::channels::factory(&notify_cfg)?;
     let addr = listener.local_addr().map_err(|source| AppError::Listen {
         addr: "listener".to_string(),
         source,
@@ -198,6 +242,19 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         tracker.clone(),
     ));
     scrape.apply(&cfg, clients).await;
+    let (alerts, alerts_rx) = mpsc::channel(256);
+    let notify = {
+        let mut no = NotifyOptions::new(Some(opts.storage_path.join("notify")));
+        no.external_url = format!("http://{addr}");
+        NotifyManager::start(
+            &notify_cfg,
+            factory,
+            no,
+            telemetry.notify.clone(),
+            alerts_rx,
+        )
+        .await?
+    };
     telemetry.config.last_reload_successful.set(1);
     telemetry
         .config
@@ -237,12 +294,13 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         opts.clone(),
         reload_rx,
         scrape.clone(),
+        notify.clone(),
         current,
         telemetry.clone(),
         cancel.clone(),
     ));
 
-    let router = api::router(state);
+    let router = api::router_with_notify(state, notify.clone());
     let shutdown = cancel.clone();
     let tls = match web.as_ref().and_then(|w| w.tls.as_ref()) {
         Some(t) => Some(
@@ -290,6 +348,8 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         tracker,
         reload_tx,
         scrape,
+        notify,
+        alerts,
         storage,
         server,
         reloader,
@@ -338,6 +398,7 @@ async fn reload_loop(
     opts: Options,
     mut rx: mpsc::Receiver<ReloadRequest>,
     scrape: Arc<ScrapeManager>,
+    notify: Arc<NotifyManager>,
     current: Arc<RwLock<Arc<Config>>>,
     telemetry: Arc<Telemetry>,
     cancel: CancellationToken,
@@ -347,7 +408,7 @@ async fn reload_loop(
             _ = cancel.cancelled() => return,
             r = rx.recv() => match r { Some(r) => r, None => return },
         };
-        let result = reload_once(&opts, &scrape).await;
+        let result = reload_once(&opts, &scrape, &notify).await;
         match &result {
             Ok(cfg) => {
                 *current.write().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
@@ -370,9 +431,17 @@ async fn reload_loop(
     }
 }
 
-async fn reload_once(opts: &Options, scrape: &ScrapeManager) -> Result<Arc<Config>, AppError> {
+async fn reload_once(
+    opts: &Options,
+    scrape: &ScrapeManager,
+    notify: &NotifyManager,
+) -> Result<Arc<Config>, AppError> {
     let cfg = load_config(opts)?;
     let clients = ScrapeManager::prepare(&cfg).map_err(AppError::Scrape)?;
+    let notify_cfg = notify_config(&cfg)?;
+    // The pipeline validates and builds every receiver before changing
+    // anything, so a bad notify section leaves scraping untouched too.
+    notify.apply_config(&notify_cfg)?;
     scrape.apply(&cfg, clients).await;
     Ok(Arc::new(cfg))
 }

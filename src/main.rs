@@ -263,9 +263,7 @@ fn notify_inner(cmd: NotifyCommand) -> anyhow::Result<bool> {
             external_url,
         } => {
             let config = load_notify(&source)?;
-            // The channels are plugged in here; until then only log
-            // receivers can be sent through.
-            let factory = tool::builtin_factory();
+            let factory = watchpost::channels::factory(&config)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

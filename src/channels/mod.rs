@@ -40,10 +40,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::http_client::{HttpClientError, read_secret};
-use crate::config::notify::{IntegrationConfig, Receiver};
+use crate::config::notify::{IntegrationConfig, NotifyConfig, Receiver};
 use crate::config::{REDACTED, SecretSource};
 use crate::model::Timestamp;
-use crate::notify::{Notifier, SendError};
+use crate::notify::{Notifier, NotifierFactory, NotifyError, SendError};
 use crate::template::TemplateError;
 
 pub use log::LogSink;
@@ -107,6 +107,19 @@ pub enum ChannelError {
         integration: String,
         message: String,
     },
+}
+
+/// The notifier factory the notification pipeline calls for each
+/// receiver: [`build`] over the config's templates (the defaults plus its
+/// `templates` globs, read once here).
+pub fn factory(config: &NotifyConfig) -> Result<NotifierFactory, ChannelError> {
+    let ctx = ChannelContext::new(Templates::load(&config.templates)?);
+    Ok(Arc::new(move |r: &Receiver| {
+        build(r, &ctx).map_err(|e| NotifyError::Integration {
+            receiver: r.name.clone(),
+            message: e.to_string(),
+        })
+    }))
 }
 
 /// Builds one notifier per integration of `receiver`, in the receiver's

@@ -172,10 +172,10 @@ pub async fn test_receiver(
     Ok(out)
 }
 
-/// The integrations this crate can build without `channels`: only `log`
-/// receivers with the built-in line. The app passes a factory over
-/// `channels::build` instead; this one serves the command line until then,
-/// and refuses every other kind by name rather than pretending to send.
+/// The integrations `notify` can build on its own, without `channels`:
+/// only `log` receivers with the built-in line; every other kind is refused
+/// by name rather than pretending to send. The binary uses
+/// `channels::factory`; this one lets the pipeline be exercised alone.
 pub fn builtin_factory() -> NotifierFactory {
     Arc::new(|r: &Receiver| {
         r.integrations

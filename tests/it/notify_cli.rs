@@ -123,8 +123,8 @@ fn notify_test_sends_through_the_receiver_and_reports() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(
-        lines[0].starts_with("notification receiver=\"default\" status=firing ")
-            && lines[0].contains("WatchpostTestNotification"),
+        lines[0].starts_with("[FIRING:1] WatchpostTestNotification ")
+            && lines[0].contains("receiver=default"),
         "{stdout}"
     );
     assert!(

@@ -1,0 +1,126 @@
+//! The notification pipeline inside the running app: alerts pushed in the
+//! way Prometheus pushes them reach a real HTTP receiver, the Alertmanager
+//! API v2 serves the app's state, reload swaps the routing tree, and a
+//! config without `notify:` sends alerts to the `log` receiver.
+
+use std::time::Duration;
+
+use crate::channels_common::Recorder;
+use crate::support::{self, eventually};
+
+fn config(webhook_url: &str, receiver: &str) -> String {
+    format!(
+        r#"global: {{scrape_interval: 1h}}
+scrape_configs: []
+notify:
+  route:
+    receiver: {receiver}
+    group_by: [alertname]
+    group_wait: 0s
+    group_interval: 1s
+  receivers:
+    - name: {receiver}
+      webhook_configs:
+        - url: "{webhook_url}"
+"#
+    )
+}
+
+fn pushed_alert(name: &str) -> serde_json::Value {
+    serde_json::json!([{
+        "labels": {"alertname": name, "severity": "page"},
+        "annotations": {"summary": "disk full"},
+        "generatorURL": "http://prometheus.test/graph"
+    }])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_alert_reaches_the_webhook_and_the_v2_api() {
+    let hook = Recorder::start().await;
+    let h = support::start(&config(&hook.url("/hook"), "team"), None).await;
+    let r = h
+        .client
+        .post(format!("{}/api/v2/alerts", h.base))
+        .json(&pushed_alert("DiskFull"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let seen = eventually(Duration::from_secs(10), "webhook called", || async {
+        let s = hook.seen();
+        (!s.is_empty()).then_some(s)
+    })
+    .await;
+    assert_eq!(seen[0].path, "/hook");
+    let body = seen[0].json();
+    assert_eq!(body["version"], "4");
+    assert_eq!(body["receiver"], "team");
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["alerts"][0]["labels"]["alertname"], "DiskFull");
+    assert_eq!(body["alerts"][0]["annotations"]["summary"], "disk full");
+
+    let alerts = h.get_json("/api/v2/alerts").await;
+    assert_eq!(alerts[0]["labels"]["alertname"], "DiskFull", "{alerts}");
+    assert_eq!(alerts[0]["receivers"][0]["name"], "team", "{alerts}");
+    let status = h.get_json("/api/v2/status").await;
+    assert!(
+        status["config"]["original"]
+            .as_str()
+            .unwrap()
+            .contains("webhook_configs"),
+        "{status}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_receivers_and_a_bad_notify_section_changes_nothing() {
+    let hook = Recorder::start().await;
+    let h = support::start(&config(&hook.url("/hook"), "first"), None).await;
+    let names = |v: serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(h.get_json("/api/v2/receivers").await), ["first"]);
+
+    h.write_config(&config(&hook.url("/hook"), "second"));
+    h.app().reload().await.expect("reload succeeds");
+    assert_eq!(names(h.get_json("/api/v2/receivers").await), ["second"]);
+
+    // A receiver the route does not know: the whole reload is refused.
+    let bad = config(&hook.url("/hook"), "third").replace("receiver: third", "receiver: nobody");
+    h.write_config(&bad);
+    let err = h
+        .app()
+        .reload()
+        .await
+        .expect_err("bad notify section refused");
+    assert!(err.0.contains("nobody"), "{}", err.0);
+    assert_eq!(names(h.get_json("/api/v2/receivers").await), ["second"]);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_notify_section_alerts_go_to_the_log_receiver() {
+    let h = support::start("global: {scrape_interval: 1h}\nscrape_configs: []\n", None).await;
+    let receivers = h.get_json("/api/v2/receivers").await;
+    assert_eq!(receivers[0]["name"], "log", "{receivers}");
+    let r = h
+        .client
+        .post(format!("{}/api/v2/alerts", h.base))
+        .json(&pushed_alert("Visible"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let alerts = eventually(Duration::from_secs(5), "alert listed", || async {
+        let a = h.get_json("/api/v2/alerts").await;
+        (a.as_array().is_some_and(|a| !a.is_empty())).then_some(a)
+    })
+    .await;
+    assert_eq!(alerts[0]["receivers"][0]["name"], "log");
+    h.shutdown().await;
+}
