@@ -289,3 +289,69 @@ async fn torn_tail_and_flipped_byte() {
         assert_eq!(*v, (i + 1) as f64, "a prefix of the served values survives");
     }
 }
+
+/// A notification the pipeline accepted while its receiver was failing is
+/// delivered once after a SIGKILL and a restart, and the restart does not
+/// notify a second time inside repeat_interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_queued_notification_delivers_it_once_after_restart() {
+    let hook = crate::channels_common::Recorder::start().await;
+    hook.answer_only(503, "down for maintenance");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("watchpost.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"global: {{scrape_interval: 1h}}
+scrape_configs: []
+notify:
+  route:
+    receiver: team
+    group_wait: 0s
+    group_interval: 1s
+    repeat_interval: 1h
+  receivers:
+    - name: team
+      webhook_configs:
+        - url: "{}"
+"#,
+            hook.url("/hook")
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut p = spawn(&cfg, &data, &dir.path().join("log1"), &[]);
+    wait_ready(&mut p).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v2/alerts", p.base))
+        .json(&serde_json::json!([{"labels": {"alertname": "Queued"}}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    eventually(Duration::from_secs(10), "first failed attempt", || async {
+        (!hook.seen().is_empty()).then_some(())
+    })
+    .await;
+    sigkill(&mut p);
+
+    hook.answer_only(200, "ok");
+    hook.clear_seen();
+    let mut p = spawn(&cfg, &data, &dir.path().join("log2"), &[]);
+    wait_ready(&mut p).await;
+    let seen = eventually(Duration::from_secs(15), "delivery after restart", || async {
+        let s = hook.seen();
+        (!s.is_empty()).then_some(s)
+    })
+    .await;
+    assert_eq!(seen[0].json()["alerts"][0]["labels"]["alertname"], "Queued");
+    // Group interval is 1s: three of them pass without a second message.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        hook.seen().len(),
+        1,
+        "delivered exactly once: {}",
+        std::fs::read_to_string(dir.path().join("log2")).unwrap_or_default()
+    );
+    sigterm(&mut p);
+}
