@@ -245,7 +245,12 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
     let (alerts, alerts_rx) = mpsc::channel(256);
     let notify = {
         let mut no = NotifyOptions::new(Some(opts.storage_path.join("notify")));
-        no.external_url = format!("http://{addr}");
+        // Links in notifications point at `web.external_url` when set.
+        no.external_url = cfg
+            .web
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
         NotifyManager::start(
             &notify_cfg,
             factory,

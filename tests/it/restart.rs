@@ -339,10 +339,14 @@ notify:
     hook.clear_seen();
     let mut p = spawn(&cfg, &data, &dir.path().join("log2"), &[]);
     wait_ready(&mut p).await;
-    let seen = eventually(Duration::from_secs(15), "delivery after restart", || async {
-        let s = hook.seen();
-        (!s.is_empty()).then_some(s)
-    })
+    let seen = eventually(
+        Duration::from_secs(15),
+        "delivery after restart",
+        || async {
+            let s = hook.seen();
+            (!s.is_empty()).then_some(s)
+        },
+    )
     .await;
     assert_eq!(seen[0].json()["alerts"][0]["labels"]["alertname"], "Queued");
     // Group interval is 1s: three of them pass without a second message.
