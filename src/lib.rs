@@ -28,6 +28,7 @@ pub mod app;
 pub mod config;
 pub mod model;
 pub mod promql;
+pub mod rules;
 pub mod scrape;
 pub mod storage;
 pub mod telemetry;

@@ -28,6 +28,8 @@ mod web;
 use std::path::Path;
 
 pub use error::{ConfigError, Diagnostic};
+// For other YAML contracts (rule files) that report in the same voice.
+pub(crate) use error::{Diags, yaml_error};
 pub use secret::{REDACTED, Secret};
 pub use types::*;
 pub use units::{format_size, parse_size};
