@@ -421,7 +421,11 @@ impl RuleManager {
         if series.is_empty() {
             return;
         }
-        let at = now_ms() - duration_ms(offset);
+        // After anything the group wrote (same-millisecond stops included).
+        let at = (now_ms() - duration_ms(offset)).max(
+            rt.last_eval
+                .map_or(i64::MIN, |t| t - duration_ms(offset) + 1),
+        );
         let storage = inner.storage.clone();
         let shutdown = inner.shutdown.clone();
         inner.tracker.spawn(async move {

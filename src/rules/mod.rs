@@ -48,6 +48,24 @@ use crate::model::{Labels, Timestamp};
 use crate::promql::{Engine, EvalError, ExecOptions, Query, Value};
 use crate::storage::Storage;
 
+/// The self-monitoring rule files built into the binary, as (name,
+/// text): what the embedded default configuration's `rule_files` names,
+/// for when watchpost runs outside the repository and the embedded config
+/// is used (its relative `rule_files` pattern then matches nothing).
+pub const EMBEDDED_DEFAULT_RULES: &[(&str, &str)] = &[(
+    "rules/watchpost.yml",
+    include_str!("../../rules/watchpost.yml"),
+)];
+
+/// The groups of [`EMBEDDED_DEFAULT_RULES`].
+pub fn embedded_default_groups() -> Result<Vec<RuleGroup>, RuleLoadError> {
+    let mut out = Vec::new();
+    for (name, text) in EMBEDDED_DEFAULT_RULES {
+        out.extend(parse_str(text, name, LoadOptions::default())?);
+    }
+    Ok(out)
+}
+
 /// The state of an alert instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AlertState {
@@ -194,5 +212,20 @@ pub(crate) fn query_vector(
             Value::Matrix(_) => "range vector",
             _ => "string",
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_rules_load() {
+        let g = embedded_default_groups().unwrap();
+        assert!(
+            g.iter()
+                .any(|g| g.rules.iter().any(|r| r.name() == "TargetDown"))
+        );
+        assert!(g.iter().all(|g| g.file == "rules/watchpost.yml"));
     }
 }

@@ -12,6 +12,8 @@ mod interop;
 mod promql;
 mod query_api;
 mod restart;
+mod rules;
+mod rules_unit;
 mod scrape_e2e;
 mod storage;
 mod support;
