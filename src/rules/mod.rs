@@ -184,6 +184,97 @@ pub struct GroupStatus {
     pub evaluation_time: Duration,
 }
 
+/// Rule groups evaluated at timestamps the caller chooses, against the
+/// storage the caller passes: no loops, no persistence, no notification.
+/// For tools and benchmarks; evaluation itself is the same code the
+/// [`RuleManager`] loops run.
+pub struct RuleEvaluator {
+    runtimes: Vec<group::GroupRuntime>,
+    opts: RuleManagerOptions,
+}
+
+/// What one [`RuleEvaluator::eval`] round did.
+#[derive(Debug, Clone, Default)]
+pub struct EvalSummary {
+    /// Samples the rules returned (recorded series and `ALERTS*`).
+    pub samples: usize,
+    /// `group "g", rule "r": error` for each rule that failed.
+    pub errors: Vec<String>,
+    /// Alerts that would have been handed to notification.
+    pub alerts_to_send: usize,
+}
+
+impl RuleEvaluator {
+    /// `opts` gives the external labels and URL, the default interval and
+    /// query offset (its state directory is not used).
+    pub fn new(groups: Vec<RuleGroup>, opts: &RuleManagerOptions) -> Self {
+        RuleEvaluator {
+            runtimes: groups
+                .into_iter()
+                .map(|g| group::GroupRuntime::new(std::sync::Arc::new(g)))
+                .collect(),
+            opts: opts.clone(),
+        }
+    }
+
+    /// Evaluates every group, in order, at `ts`.
+    pub fn eval(&mut self, storage: &dyn Storage, engine: &Engine, ts: Timestamp) -> EvalSummary {
+        let mut out = EvalSummary::default();
+        for rt in &mut self.runtimes {
+            let env = EvalEnv {
+                storage,
+                engine,
+                exec: ExecOptions::default(),
+                external_labels: &self.opts.external_labels,
+                external_url: &self.opts.external_url,
+                interval: rt
+                    .def
+                    .interval
+                    .unwrap_or(self.opts.default_evaluation_interval),
+                query_offset: rt.def.query_offset.unwrap_or(self.opts.query_offset),
+                resend_delay: self.opts.resend_delay,
+            };
+            let r = rt.eval(&env, ts);
+            out.samples += r.samples;
+            out.alerts_to_send += r.to_send.len();
+            for (i, e) in r.errors {
+                out.errors.push(format!(
+                    "group {:?}, rule {:?}: {e}",
+                    rt.def.name,
+                    rt.def.rules[i].name()
+                ));
+            }
+        }
+        out
+    }
+
+    /// Pending and firing alerts after the last round.
+    pub fn alerts(&self) -> Vec<ActiveAlert> {
+        let mut out = Vec::new();
+        for rt in &self.runtimes {
+            for st in rt.rules.iter().filter_map(|r| r.alerts.as_ref()) {
+                for a in st
+                    .active
+                    .values()
+                    .filter(|a| a.state != AlertState::Inactive)
+                {
+                    out.push(ActiveAlert {
+                        labels: a.labels.clone(),
+                        annotations: a.annotations.clone(),
+                        state: a.state,
+                        active_at: a.active_at,
+                        fired_at: a.fired_at,
+                        value: a.value,
+                        keep_firing_since: a.keep_firing_since,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+}
+
 /// What a group evaluation needs from outside.
 pub(crate) struct EvalEnv<'a> {
     pub storage: &'a dyn Storage,
