@@ -3,8 +3,9 @@
 
 Both systems scrape the same synthetic targets in the same run. The targets
 expose explicit timestamps on a virtual clock (honor_timestamps: true), so
-both hold exactly the same samples; the virtual clock runs 15x faster than
-real time so an hour of 15 s history accumulates in about four minutes.
+both hold exactly the same samples; the virtual clock runs up to 15x faster
+than real time, so an hour of 15 s history accumulates in four to five
+minutes, and it waits for a system that falls behind.
 Then both answer the same queries, alternately, and the script compares
 latency (client-measured) and checks the results are identical.
 
@@ -40,7 +41,7 @@ import urllib.parse
 import urllib.request
 
 STEP = 15            # virtual seconds between samples
-SPEED = 15           # virtual seconds per real second
+SPEED = 15           # virtual seconds per real second (at most; see Targets.vstep)
 HISTORY = 3900       # virtual seconds of history to build (1h + 5m)
 
 
@@ -63,15 +64,24 @@ class Targets:
         self.ports = []
         self.templates = {}
         self.cache = {}
+        self.step = 0
+        self.served = set()           # (port, user agent) that got the current step
 
     def start_clock(self):
         self.real0 = time.time()
 
     def vstep(self):
+        """The current virtual step. It advances with real time, but only
+        once every target has served the current step to both systems (told
+        apart by User-Agent): a system that falls behind under load holds
+        the clock instead of missing a sample, so both store the same data."""
         if self.real0 is None:
             return 0
-        n = int((time.time() - self.real0) * SPEED // STEP)
-        return min(n, HISTORY // STEP)
+        due = min(int((time.time() - self.real0) * SPEED // STEP), HISTORY // STEP)
+        if due > self.step and len(self.served) >= 2 * len(self.templates):
+            self.step += 1
+            self.served = set()
+        return self.step
 
     def body(self, port):
         metric, base, m = self.templates[port]
@@ -94,11 +104,16 @@ class Targets:
                 line = await reader.readline()
                 if not line:
                     break
+                ua = b""
                 while True:
                     h = await reader.readline()
                     if h in (b"\r\n", b"\n", b""):
                         break
+                    if h[:11].lower() == b"user-agent:":
+                        ua = h[11:].strip().split(b"/")[0].lower()
                 body = self.body(port)
+                if self.real0 is not None:
+                    self.served.add((port, ua))
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %d\r\n\r\n" % len(body))
                 writer.write(body)
                 await writer.drain()
@@ -188,12 +203,16 @@ def main():
     ap.add_argument("--prometheus", default="prometheus")
     ap.add_argument("--watchpost", default="target/release/watchpost")
     ap.add_argument("--interval", default="500ms", help="scrape interval of both systems")
-    ap.add_argument("--max-runtime", type=float, default=900)
+    ap.add_argument("--max-runtime", type=float, default=1200)
+    ap.add_argument("--hold", type=float, default=0, help="keep both systems running this many seconds afterwards (for profiling)")
     a = ap.parse_args()
     if not shutil.which(a.prometheus):
         raise SystemExit("prometheus not found (apt-get install prometheus)")
     now = int(time.time())
-    t0 = (now - HISTORY) // STEP * STEP
+    # Prometheus refuses samples more than an hour older than the newest it
+    # holds (and its own `up` series are stamped with the wall clock), so the
+    # virtual history starts 50 minutes ago and ends in the near future.
+    t0 = (now - 3000) // STEP * STEP
     tg = Targets([("x", 100, 1000), ("y", 10, 1000)], t0, a.max_runtime)
     ready = threading.Event()
     loop = asyncio.new_event_loop()
@@ -227,7 +246,7 @@ def main():
             counts = []
             for base in systems.values():
                 try:
-                    _, r = query(base, "/api/v1/query", {"query": "count(x) + count(y)"})
+                    _, r = query(base, "/api/v1/query", {"query": "count(x) + count(y)", "time": "%d" % (t0 + 1)})
                     counts.append(float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0)
                 except Exception:
                     counts.append(0)
@@ -238,9 +257,17 @@ def main():
             raise SystemExit("systems did not ingest all series: %s" % counts)
         time.sleep(2)
         tg.start_clock()
-        need = HISTORY / SPEED + 10
-        print("building %d virtual seconds of history: %.0f s real" % (HISTORY, need), flush=True)
-        time.sleep(need)
+        print("building %d virtual seconds of history: at least %.0f s real" % (HISTORY, HISTORY / SPEED), flush=True)
+        for _ in range(int(a.max_runtime)):
+            if tg.step >= HISTORY // STEP:
+                break
+            time.sleep(1)
+        else:
+            raise SystemExit("history not built within --max-runtime")
+        for _ in range(120):   # both scrape the final step
+            if len(tg.served) >= 2 * len(tg.templates):
+                break
+            time.sleep(0.5)
         end_v = t0 + (HISTORY // STEP) * STEP
         t_eval = end_v - STEP / 2
         queries = [
@@ -279,6 +306,9 @@ def main():
             print("%-62s %10.1fms %10.1fms %8.2f %10s" % (label, mp * 1000, mw * 1000, mw / mp, "yes (%d)" % n if same else "NO"))
         print("(median of %d alternating runs each; ratio = watchpost / prometheus; budget <= 0.5;"
               " identical = same series, timestamps and values within 1e-9 relative)" % a.reps)
+        if a.hold:
+            print("holding: prometheus %s, watchpost %s, evaluation time %.3f" % (systems["prometheus"], systems["watchpost"], t_eval), flush=True)
+            time.sleep(a.hold)
     finally:
         cleanup()
 

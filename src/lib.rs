@@ -27,11 +27,13 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod model;
+pub mod notify;
 pub mod promql;
 pub mod rules;
 pub mod scrape;
 pub mod storage;
 pub mod telemetry;
+pub mod template;
 
 /// watchpost's version, as `--version` and `/api/v1/status/buildinfo` show it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

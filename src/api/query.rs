@@ -13,9 +13,9 @@ use axum::Form;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 #[cfg(test)]
 use serde_json::Value as Json;
+use serde_json::json;
 
 use super::ApiState;
 use super::prom::{Params, parse_time};
@@ -393,7 +393,11 @@ fn success(r: QueryResult, limit: usize) -> Response {
         }
     }
     out.push('}');
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], out).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -425,9 +429,12 @@ mod tests {
             infos: vec![],
         };
         let resp = success(r, 0);
-        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(resp.into_body(), usize::MAX))
-            .unwrap()
-            .unwrap();
+        let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+            resp.into_body(),
+            usize::MAX,
+        ))
+        .unwrap()
+        .unwrap();
         let v: Json = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["data"]["result"][0]["metric"]["a"], "q\"uote\\\n\u{1}");
         assert_eq!(v["data"]["result"][0]["value"][1], "NaN");

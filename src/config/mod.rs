@@ -16,6 +16,7 @@
 //! web config file ([`load_web_config`]).
 
 mod error;
+pub mod notify;
 mod raw;
 mod redact;
 mod relabel;

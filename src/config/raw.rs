@@ -121,7 +121,7 @@ raw_struct! {
         pub web: Option<S<RawWeb>>,
         pub alerting: Option<S<Value>>,
         pub remote_write: Option<S<Vec<Value>>>,
-        pub notify: Option<S<Value>>,
+        pub notify: Option<S<super::notify::raw::RawNotify>>,
         pub notify_file: Option<S<String>>,
         pub push: Option<S<Value>>,
         pub heartbeats: Option<S<Value>>,
@@ -385,5 +385,13 @@ raw_struct! {
         pub external_url: Option<S<String>>,
         pub page_title: Option<String>,
     }
+    refused {}
+}
+
+raw_struct! {
+    @http
+    /// `http_config:` as Alertmanager nests it in `global` and in each
+    /// receiver integration (same keys as Prometheus's HTTP client config).
+    pub(crate) struct RawHttpConfig {}
     refused {}
 }

@@ -65,10 +65,17 @@ pub(crate) fn redacted_yaml(config: &Config) -> String {
                 page_title: config.web.page_title.as_deref(),
             },
         ),
-        notify: redacted(&config.notify),
-        notify_file: config
-            .notify_file
+        // An inline section is shown as written (secrets redacted); a
+        // notify file by its path, as in the original config.
+        notify: config
+            .notify
             .as_ref()
+            .filter(|n| n.path.is_none())
+            .map(|n| n.redacted.clone()),
+        notify_file: config
+            .notify
+            .as_ref()
+            .and_then(|n| n.path.as_ref())
             .map(|p| p.to_string_lossy().into_owned()),
         push: redacted(&config.push),
         heartbeats: redacted(&config.heartbeats),
@@ -430,7 +437,8 @@ struct WebView<'a> {
 /// Whether the value under `key` (inside a mapping that is itself under
 /// `parent`) is a secret in Prometheus's or Alertmanager's config.
 ///
-/// The list, by key name:
+/// The list, by key name (keys ending in `webhook_url` included, such as
+/// `mattermost_webhook_url`):
 /// - credentials of HTTP clients: `password`, `credentials`, `bearer_token`,
 ///   `client_secret` (oauth2), `secret_key` (sigv4), `key` under `tls_config`
 ///   (inline private key), every entry of a `secrets` list (`http_headers`);
@@ -469,6 +477,7 @@ pub(crate) fn is_secret_key(key: &str, parent: Option<&str>) -> bool {
         || key.ends_with("_secret")
         || key.ends_with("_token")
         || key.ends_with("api_key")
+        || key.ends_with("webhook_url")
         || (key == "key" && parent == Some("tls_config"))
         || (key == "url" && parent == Some("webhook_configs"))
         || (key == "api_url" && parent == Some("slack_configs"))

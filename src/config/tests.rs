@@ -535,10 +535,12 @@ scrape_configs:
     basic_auth: {username: u, password_file: pw.txt}
     proxy_url: http://proxyuser:proxypass@proxy:3128
 notify:
-  global: {smtp_auth_password: mailpass, telegram_bot_token: 1:tg}
+  global: {smtp_auth_password: mailpass}
+  route: {receiver: hook}
   receivers:
     - name: hook
       webhook_configs: [{url: 'https://hooks.example/s3cret'}]
+      telegram_configs: [{bot_token: '1:tg', chat_id: 5}]
 alerting:
   alertmanagers:
     - basic_auth: {password: ampass}
@@ -755,8 +757,8 @@ fn service_discovery_configs_are_validated() {
 
 #[test]
 fn later_sections_parse_now() {
+    // notify_file is read at load; tests/it/notify_config.rs covers it.
     let c = ok("rule_files: [rules/*.yml, /abs/r.yml]
-notify_file: alertmanager.yml
 alerting:
   alertmanagers: [{static_configs: [{targets: ['am:9093']}]}]
 remote_write:
@@ -769,10 +771,6 @@ storage:
 web: {external_url: 'https://watchpost.example/', page_title: Watch}
 ");
     assert_eq!(c.rule_files, ["/etc/watchpost/rules/*.yml", "/abs/r.yml"]);
-    assert_eq!(
-        c.notify_file.as_deref(),
-        Some(Path::new("/etc/watchpost/alertmanager.yml"))
-    );
     assert!(c.alerting.is_some() && c.remote_write.len() == 1);
     assert!(c.push.is_some() && c.heartbeats.is_some() && c.reports.is_some());
     assert_eq!(c.storage.retention_time, secs(30 * 86400));

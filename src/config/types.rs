@@ -26,10 +26,11 @@ pub struct Config {
     pub rule_files: Vec<String>,
     pub storage: StorageConfig,
     pub web: WebConfig,
+    /// The Alertmanager config: the inline `notify:` section or the file
+    /// `notify_file:` names (see [`super::notify::NotifyConfig::path`]).
+    pub notify: Option<super::notify::NotifyConfig>,
     /// Sections that later stages own and that are, for now, kept as parsed
-    /// YAML: `notify` (inline alertmanager.yml), `alerting`, `remote_write`.
-    pub notify: Option<serde_json::Value>,
-    pub notify_file: Option<PathBuf>,
+    /// YAML: `alerting`, `remote_write`.
     pub alerting: Option<serde_json::Value>,
     pub remote_write: Vec<serde_json::Value>,
     /// watchpost's own sections that later issues implement (Pushgateway

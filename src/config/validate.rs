@@ -102,6 +102,17 @@ impl<'a> Cx<'a> {
         self.errors
     }
 
+    /// Reports a ready-made diagnostic (a YAML error of another file).
+    pub(crate) fn err_diagnostic(&mut self, d: super::Diagnostic) {
+        self.errors += 1;
+        self.diags.push_diagnostic(d);
+    }
+
+    /// Counts errors that a context for another file reported.
+    pub(crate) fn add_errors(&mut self, n: usize) {
+        self.errors += n;
+    }
+
     /// `p` made relative to the config file's directory, as Prometheus does.
     pub(crate) fn path(&self, p: &str) -> PathBuf {
         resolve(self.base, p)
@@ -117,7 +128,7 @@ pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-fn path_string(p: &Path) -> String {
+pub(crate) fn path_string(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
@@ -176,24 +187,29 @@ fn build_config(cx: &mut Cx<'_>, raw: RawConfig, env: Env<'_>) -> Config {
     let storage = build_storage(cx, raw.storage.as_ref());
     let web = build_web(cx, raw.web.as_ref());
 
-    let notify = mapping_or_none(cx, "notify", raw.notify);
-    let notify_file = raw.notify_file.as_ref().and_then(|f| {
-        if f.value.is_empty() {
+    let notify = match (&raw.notify, &raw.notify_file) {
+        (Some(_), Some(f)) => {
+            // Which of the two is meant is unknown, so neither is checked.
+            cx.err(
+                f.referenced,
+                "notify and notify_file are both set: keep the inline notify section or the file, not both",
+            );
+            None
+        }
+        (Some(n), None) => super::notify::load_inline(cx, n, cx.source),
+        (None, Some(f)) if f.value.is_empty() => {
             cx.err(
                 f.referenced,
                 "notify_file: empty path: name an alertmanager.yml file or remove the key",
             );
             None
-        } else {
-            Some(cx.path(&f.value))
         }
-    });
-    if let (Some(_), Some(f)) = (&notify, &raw.notify_file) {
-        cx.err(
-            f.referenced,
-            "notify and notify_file are both set: keep the inline notify section or the file, not both",
-        );
-    }
+        (None, Some(f)) => {
+            let path = cx.path(&f.value);
+            super::notify::load_referenced_file(cx, &path, f.referenced)
+        }
+        (None, None) => None,
+    };
     let alerting = mapping_or_none(cx, "alerting", raw.alerting);
     let remote_write = raw.remote_write.map(|r| r.value).unwrap_or_default();
 
@@ -205,7 +221,6 @@ fn build_config(cx: &mut Cx<'_>, raw: RawConfig, env: Env<'_>) -> Config {
         storage,
         web,
         notify,
-        notify_file,
         alerting,
         remote_write,
         push: raw.push.map(|v| v.value).filter(|v| !v.is_null()),
@@ -234,7 +249,7 @@ fn mapping_or_none(cx: &mut Cx<'_>, key: &str, v: Option<S<Value>>) -> Option<Va
 }
 
 /// Reports Prometheus keys watchpost refuses, each with its reason.
-fn refused(cx: &mut Cx<'_>, ctx: &str, keys: &[(&'static str, Location)]) {
+pub(crate) fn refused(cx: &mut Cx<'_>, ctx: &str, keys: &[(&'static str, Location)]) {
     for (key, loc) in keys {
         cx.err_at_key(key, *loc, format!("{ctx}{}", refused_message(key)));
     }
@@ -406,7 +421,12 @@ fn load_scrape_config_files(
 }
 
 /// Parses an optional duration; reports and returns None when it is invalid.
-fn duration(cx: &mut Cx<'_>, ctx: &str, key: &str, v: Option<&S<String>>) -> Option<Duration> {
+pub(crate) fn duration(
+    cx: &mut Cx<'_>,
+    ctx: &str,
+    key: &str,
+    v: Option<&S<String>>,
+) -> Option<Duration> {
     let v = v?;
     match parse_duration(&v.value) {
         Ok(d) => Some(d),
@@ -1197,12 +1217,12 @@ pub(crate) fn check_http_url(s: &str) -> Result<(), String> {
 }
 
 /// A non-empty string value (Prometheus treats `""` as unset).
-fn set(v: Option<&S<String>>) -> Option<&S<String>> {
+pub(crate) fn set(v: Option<&S<String>>) -> Option<&S<String>> {
     v.filter(|s| !s.value.is_empty())
 }
 
 /// An inline secret or its `*_file` twin; both set is an error.
-fn secret_source(
+pub(crate) fn secret_source(
     cx: &mut Cx<'_>,
     ctx: &str,
     inline_key: &str,
@@ -1224,7 +1244,11 @@ fn secret_source(
     }
 }
 
-fn build_http_client(cx: &mut Cx<'_>, ctx: &str, raw: RawHttpClient<'_>) -> HttpClientConfig {
+pub(crate) fn build_http_client(
+    cx: &mut Cx<'_>,
+    ctx: &str,
+    raw: RawHttpClient<'_>,
+) -> HttpClientConfig {
     let basic_auth = raw.basic_auth.map(|b| {
         let bctx = format!("{ctx}basic_auth: ");
         refused(cx, &bctx, &b.value.refused_keys());
@@ -1334,7 +1358,7 @@ fn build_http_client(cx: &mut Cx<'_>, ctx: &str, raw: RawHttpClient<'_>) -> Http
 }
 
 /// The later of two positions, to report a conflict at its second key.
-fn later(a: Location, b: Location) -> Location {
+pub(crate) fn later(a: Location, b: Location) -> Location {
     if (b.line(), b.column()) > (a.line(), a.column()) {
         b
     } else {
@@ -1342,7 +1366,7 @@ fn later(a: Location, b: Location) -> Location {
     }
 }
 
-fn build_tls(cx: &mut Cx<'_>, ctx: &str, t: &S<RawTlsConfig>) -> TlsConfig {
+pub(crate) fn build_tls(cx: &mut Cx<'_>, ctx: &str, t: &S<RawTlsConfig>) -> TlsConfig {
     let raw = &t.value;
     refused(cx, ctx, &raw.refused_keys());
     let cert = set(raw.cert_file.as_ref());

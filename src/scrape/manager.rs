@@ -68,6 +68,7 @@ pub struct ScrapeManager {
     pools: tokio::sync::Mutex<Vec<(String, Pool)>>,
     views: Mutex<Vec<(String, Arc<RwLock<PoolView>>)>>,
     offset_seed: Mutex<u64>,
+    hook: Mutex<Option<crate::model::ScrapeHook>>,
 }
 
 impl ScrapeManager {
@@ -80,7 +81,14 @@ impl ScrapeManager {
             pools: tokio::sync::Mutex::new(Vec::new()),
             views: Mutex::new(Vec::new()),
             offset_seed: Mutex::new(0),
+            hook: Mutex::new(None),
         }
+    }
+
+    /// Subscribes `hook` to every scrape of pools started from now on (set
+    /// it before the first [`ScrapeManager::apply`]).
+    pub fn set_hook(&self, hook: crate::model::ScrapeHook) {
+        *self.hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
     }
 
     /// Checks that every job's HTTP client can be built (TLS files readable
@@ -179,6 +187,7 @@ impl ScrapeManager {
             buffers: self.buffers.clone(),
             forced_error: Arc::new(RwLock::new(None)),
             offset_seed: *self.offset_seed.lock().unwrap_or_else(|e| e.into_inner()),
+            hook: self.hook.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         };
         let (tx, rx) = watch::channel(Arc::new(Vec::new()));
         self.tracker.spawn(discovery::run_job_discovery(

@@ -104,15 +104,82 @@ struct CacheEntry {
     series: SeriesRef,
     /// Iteration in which the series text was last seen.
     seen: u64,
+    /// Index of the stored metric name in [`MetricNames`] (unused for
+    /// dropped series).
+    name: u32,
     /// The sample carried its own timestamp: no staleness marker for it,
     /// as Prometheus does (the exporter owns its timeline).
     explicit_ts: bool,
+}
+
+/// The stored metric names a target currently exposes, maintained as cache
+/// entries come and go (so cache hits cost nothing), and published with
+/// every [`ScrapeEvent`].
+#[derive(Debug, Default)]
+struct MetricNames {
+    index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    /// Name and number of live cache entries with it.
+    names: Vec<(Box<str>, u32)>,
+    dirty: bool,
+    current: Arc<Vec<String>>,
+}
+
+impl MetricNames {
+    fn acquire(&mut self, name: &str) -> u32 {
+        let id = match self.index.get(name) {
+            Some(&id) => id,
+            None => {
+                let id = self.names.len() as u32;
+                self.names.push((name.into(), 0));
+                self.index.insert(name.into(), id);
+                id
+            }
+        };
+        let slot = &mut self.names[id as usize].1;
+        if *slot == 0 {
+            self.dirty = true;
+        }
+        *slot += 1;
+        id
+    }
+
+    fn release(&mut self, id: u32) {
+        if let Some(slot) = self.names.get_mut(id as usize).map(|n| &mut n.1) {
+            *slot = slot.saturating_sub(1);
+            if *slot == 0 {
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = MetricNames::default();
+    }
+
+    /// Sorted live names plus the report series' names.
+    fn snapshot(&mut self) -> Arc<Vec<String>> {
+        if self.dirty || self.current.is_empty() {
+            let mut v: Vec<String> = self
+                .names
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(name, _)| name.to_string())
+                .chain(REPORT_NAMES.iter().map(|n| n.to_string()))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            self.current = Arc::new(v);
+            self.dirty = false;
+        }
+        self.current.clone()
+    }
 }
 
 /// Series text -> storage reference, plus what was seen in which scrape.
 #[derive(Debug, Default)]
 pub struct ScrapeCache {
     entries: HashMap<Box<[u8]>, CacheEntry, foldhash::fast::RandomState>,
+    names: MetricNames,
     report: [Option<SeriesRef>; 5],
     iter: u64,
     /// Size of the last body, to pre-size the next buffer.
@@ -142,6 +209,7 @@ impl ScrapeCache {
             let _ = app.append_ref(*r, t, stale_nan());
         }
         self.entries.clear();
+        self.names.clear();
         self.report = [None; 5];
     }
 }
@@ -195,6 +263,8 @@ pub struct PoolContext {
     /// Mixed into the phase hash so that two watchposts with different
     /// external labels do not scrape a shared target in lockstep.
     pub offset_seed: u64,
+    /// Told about every scrape (low-latency rule evaluation).
+    pub hook: Option<crate::model::ScrapeHook>,
 }
 
 /// Counts from one scrape, written as the report series.
@@ -352,6 +422,13 @@ impl ScrapeLoop {
             }
         };
         self.report(ts, up, duration, counts);
+        if let Some(hook) = &self.ctx.hook {
+            hook(&crate::model::ScrapeEvent {
+                job: target.job.clone(),
+                timestamp: ts,
+                metric_names: self.cache.names.snapshot(),
+            });
+        }
         self.handle.set_status(TargetStatus {
             health: if result.is_ok() {
                 Health::Up
@@ -452,6 +529,7 @@ impl ScrapeLoop {
                             CacheEntry {
                                 series: DROPPED,
                                 seen: iter,
+                                name: 0,
                                 explicit_ts: explicit,
                             },
                         );
@@ -463,11 +541,13 @@ impl ScrapeLoop {
                         match app.append(&lset, t, s.value) {
                             Ok(r) => {
                                 counts.added += 1;
+                                let name = self.cache.names.acquire(lset.metric_name());
                                 self.cache.entries.insert(
                                     s.series.into(),
                                     CacheEntry {
                                         series: r,
                                         seen: iter,
+                                        name,
                                         explicit_ts: explicit,
                                     },
                                 );
@@ -569,12 +649,16 @@ impl ScrapeLoop {
     /// previous scrape but not this one, then drop entries not seen now.
     fn stale_and_forget(&mut self, app: &mut dyn Appender, ts: Timestamp) {
         let iter = self.cache.iter;
+        let names = &mut self.cache.names;
         self.cache.entries.retain(|_, e| {
             if e.seen == iter {
                 return true;
             }
-            if e.seen + 1 == iter && e.series != DROPPED && !e.explicit_ts {
-                let _ = app.append_ref(e.series, ts, stale_nan());
+            if e.series != DROPPED {
+                names.release(e.name);
+                if e.seen + 1 == iter && !e.explicit_ts {
+                    let _ = app.append_ref(e.series, ts, stale_nan());
+                }
             }
             false
         });

@@ -19,12 +19,23 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
             &["model", "config", "storage", "telemetry", "scrape"][..],
         ),
         ("promql", &["model", "storage"][..]),
+        ("template", &["model"][..]),
         (
             "rules",
-            &["model", "config", "storage", "promql", "telemetry"][..],
+            &[
+                "model",
+                "config",
+                "storage",
+                "promql",
+                "telemetry",
+                "template",
+            ][..],
         ),
-        ("notify", &["model", "config", "telemetry"][..]),
-        ("channels", &["model", "config", "notify", "telemetry"][..]),
+        ("notify", &["model", "config", "telemetry", "template"][..]),
+        (
+            "channels",
+            &["model", "config", "notify", "telemetry", "template"][..],
+        ),
         (
             "api",
             &[
@@ -37,6 +48,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "promql",
                 "rules",
                 "notify",
+                "template",
             ][..],
         ),
         (
@@ -53,6 +65,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "notify",
                 "channels",
                 "api",
+                "template",
             ][..],
         ),
     ])

@@ -726,3 +726,60 @@ async fn health_and_readiness() {
     assert_eq!(r.status(), 404);
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrape_hook_sees_every_scrape_with_metric_names() {
+    use std::sync::{Arc, Mutex};
+    use watchpost::model::ScrapeEvent;
+    use watchpost::scrape::manager::ScrapeManager;
+
+    let beh = body("b_metric 1\na_metric{x=\"1\"} 2\na_metric{x=\"2\"} 3\n");
+    let Behavior::Body(text) = beh.clone() else {
+        unreachable!()
+    };
+    let e = support::exporter(beh).await;
+    let yaml = format!(
+        "global: {{scrape_interval: 200ms, scrape_timeout: 200ms}}\nscrape_configs:\n  - job_name: hooked\n    static_configs: [{{targets: [\"{}\"]}}]\n",
+        e.target()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = watchpost::config::load_str(&yaml, "hook.yml", dir.path()).unwrap();
+    let storage: Arc<dyn watchpost::storage::Storage> =
+        Arc::new(watchpost::storage::mem::MemStorage::new());
+    let telemetry = watchpost::telemetry::Telemetry::new(storage.clone());
+    let tracker = tokio_util::task::TaskTracker::new();
+    let mgr = ScrapeManager::new(storage, telemetry.scrape.clone(), tracker);
+    let events: Arc<Mutex<Vec<ScrapeEvent>>> = Arc::default();
+    let sink = events.clone();
+    mgr.set_hook(Arc::new(move |ev: &ScrapeEvent| {
+        sink.lock().unwrap().push(ev.clone())
+    }));
+    let clients = ScrapeManager::prepare(&cfg).unwrap();
+    mgr.apply(&cfg, clients).await;
+
+    let names = |evs: &[ScrapeEvent]| evs.last().map(|e| e.metric_names.as_ref().clone());
+    let first = eventually(Duration::from_secs(5), "an event", || async {
+        names(&events.lock().unwrap())
+    })
+    .await;
+    assert_eq!(
+        first,
+        vec![
+            "a_metric",
+            "b_metric",
+            "scrape_duration_seconds",
+            "scrape_samples_post_metric_relabeling",
+            "scrape_samples_scraped",
+            "scrape_series_added",
+            "up"
+        ]
+    );
+    assert_eq!(events.lock().unwrap()[0].job, "hooked");
+    // A metric that vanishes leaves the published set.
+    *text.lock().unwrap() = "a_metric{x=\"1\"} 2\n".to_string();
+    eventually(Duration::from_secs(5), "b_metric gone", || async {
+        names(&events.lock().unwrap()).filter(|n| !n.contains(&"b_metric".to_string()))
+    })
+    .await;
+    mgr.shutdown().await;
+}
