@@ -2,11 +2,14 @@
 //! [`Config`], owns task tracking and cancellation, and runs start, reload
 //! and shutdown in order.
 //!
-//! Start: storage, telemetry, scrape manager, HTTP server (ready once the
-//! first config is applied). Reload: parse and validate the whole file and
-//! build every job's HTTP client first; only then apply, so a bad file
-//! changes nothing. Shutdown runs the data path in reverse with a deadline
-//! per step: stop intake (HTTP), stop scrapes, then storage.
+//! Start: storage, telemetry, scrape manager, rule manager (its on_scrape
+//! groups hooked to the scrapes, its alerts forwarded to an
+//! [`AlertSink`]), HTTP server (ready once the first config is applied).
+//! Reload: parse and validate the whole file, its rule files, and build
+//! every job's HTTP client first; only then apply, so a bad file changes
+//! nothing. Shutdown runs the data path in reverse with a deadline per
+//! step: stop intake (HTTP), stop scrapes, stop rules (persisting alert
+//! state), hand over the last alerts, then storage.
 //!
 //! Only `main` and tests import this module.
 
@@ -23,9 +26,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod alerts;
+
+pub use alerts::{AlertSink, LogAlertSink};
+
 use crate::api::{self, ApiState, Authenticator, ReloadFailed, ReloadRequest};
 use crate::config::{self, Config, ConfigError};
 use crate::promql::{Engine, EngineOptions};
+use crate::rules::{RuleGroup, RuleLoadError, RuleManager, RuleManagerOptions};
 use crate::scrape::manager::ScrapeManager;
 use crate::storage::{DiskStorage, Storage, StorageOptions, WalSync};
 use crate::telemetry::Telemetry;
@@ -54,6 +62,9 @@ pub struct Options {
     pub web_config_file: Option<PathBuf>,
     /// PromQL engine limits (`--query.*` flags).
     pub query: EngineOptions,
+    /// Where rule evaluation's alerts go; [`LogAlertSink`] (stdout) when
+    /// `None`, until the notification pipeline is wired.
+    pub alert_sink: Option<Arc<dyn AlertSink>>,
 }
 
 impl Options {
@@ -67,6 +78,7 @@ impl Options {
             refuse_on_corruption: false,
             web_config_file: None,
             query: EngineOptions::default(),
+            alert_sink: None,
         }
     }
 }
@@ -80,6 +92,8 @@ pub enum AppError {
     Scrape(Vec<crate::scrape::manager::ScrapeSetupError>),
     #[error("web config: {0}")]
     WebConfig(String),
+    #[error("{0}")]
+    Rules(#[from] RuleLoadError),
     #[error("opening storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
     #[error("listening on {addr}: {source}")]
@@ -99,6 +113,22 @@ pub fn load_config(opts: &Options) -> Result<Config, ConfigError> {
     config::load_file(&opts.config_file)
 }
 
+/// The rule groups `cfg` names. When the embedded default configuration
+/// is in use and its `rule_files` match nothing (watchpost runs outside
+/// its repository), the self-monitoring rules built into the binary.
+pub fn load_rule_groups(opts: &Options, cfg: &Config) -> Result<Vec<RuleGroup>, RuleLoadError> {
+    let groups = RuleManager::load_files(&cfg.rule_files)?;
+    if groups.is_empty() && opts.allow_embedded_default && !opts.config_file.exists() {
+        return crate::rules::embedded_default_groups();
+    }
+    Ok(groups)
+}
+
+/// Where the persisted alert state lives under the storage path.
+fn rule_state_dir(opts: &Options) -> PathBuf {
+    opts.storage_path.join("rules")
+}
+
 /// A running watchpost.
 pub struct RunningApp {
     addr: SocketAddr,
@@ -106,6 +136,9 @@ pub struct RunningApp {
     tracker: TaskTracker,
     reload_tx: mpsc::Sender<ReloadRequest>,
     scrape: Arc<ScrapeManager>,
+    rules: RuleManager,
+    alerts_done: CancellationToken,
+    alert_forwarder: JoinHandle<()>,
     storage: Arc<DiskStorage>,
     server: JoinHandle<()>,
     reloader: JoinHandle<()>,
@@ -125,6 +158,11 @@ impl RunningApp {
     /// The durable engine itself, for tests of its maintenance.
     pub fn disk_storage(&self) -> Arc<DiskStorage> {
         self.storage.clone()
+    }
+
+    /// The rule manager, for tests of rule evaluation.
+    pub fn rules(&self) -> &RuleManager {
+        &self.rules
     }
 
     /// Reloads the configuration file (all-or-nothing).
@@ -147,10 +185,15 @@ impl RunningApp {
         let _ = tokio::time::timeout(step, self.reloader).await;
         // 2. Stop scraping (no staleness markers: a restart continues).
         let _ = tokio::time::timeout(step, self.scrape.shutdown()).await;
-        // 3. Wait for every tracked task (maintenance stops on cancel).
+        // 3. Stop rule evaluation (persisting alert state), then hand the
+        // alerts still queued to the sink.
+        let _ = tokio::time::timeout(step, self.rules.shutdown()).await;
+        self.alerts_done.cancel();
+        let _ = tokio::time::timeout(step, self.alert_forwarder).await;
+        // 4. Wait for every tracked task (maintenance stops on cancel).
         self.tracker.close();
         let _ = tokio::time::timeout(step, self.tracker.wait()).await;
-        // 4. Checkpoint and sync the WAL.
+        // 5. Checkpoint and sync the WAL.
         let storage = self.storage.clone();
         match tokio::task::spawn_blocking(move || storage.close()).await {
             Ok(Err(e)) => tracing::error!(error = %e, "closing storage failed"),
@@ -170,6 +213,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         None => None,
     };
     let clients = ScrapeManager::prepare(&cfg).map_err(AppError::Scrape)?;
+    let rule_groups = load_rule_groups(&opts, &cfg)?;
     let addr = listener.local_addr().map_err(|source| AppError::Listen {
         addr: "listener".to_string(),
         source,
@@ -197,16 +241,42 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         telemetry.scrape.clone(),
         tracker.clone(),
     ));
+
+    // Subqueries without a step use the global evaluation interval, as in
+    // Prometheus.
+    let mut engine_opts = opts.query.clone();
+    engine_opts.default_subquery_step = cfg.global.evaluation_interval;
+    let engine = Arc::new(Engine::new(engine_opts));
+
+    let (alerts_tx, alerts_rx) = mpsc::channel(alerts::ALERT_CHANNEL_CAPACITY);
+    let sink: Arc<dyn AlertSink> = match &opts.alert_sink {
+        Some(s) => s.clone(),
+        None => Arc::new(LogAlertSink::new()),
+    };
+    let alerts_done = CancellationToken::new();
+    let alert_forwarder = tracker.spawn(alerts::forward(alerts_rx, sink, alerts_done.clone()));
+    // Prometheus's default external URL is the listen address.
+    let default_url = format!("http://{addr}");
+    let rule_opts = RuleManagerOptions::from_config(&cfg, rule_state_dir(&opts), &default_url);
+    let rules = RuleManager::new(
+        storage.clone(),
+        engine.clone(),
+        &rule_opts,
+        telemetry.rules.clone(),
+        tracker.clone(),
+        alerts_tx,
+    );
+    rules.apply(rule_groups, &rule_opts).await;
+    // Before the first scrape pool starts: pools take the hook at creation.
+    scrape.set_hook(rules.scrape_hook());
     scrape.apply(&cfg, clients).await;
+
     telemetry.config.last_reload_successful.set(1);
     telemetry
         .config
         .last_reload_success_timestamp_seconds
         .set(crate::model::timestamp_of(SystemTime::now()) / 1000);
 
-    // Subqueries without a step use the global evaluation interval, as in
-    // Prometheus.
-    let current_cfg_eval_interval = cfg.global.evaluation_interval;
     let current = Arc::new(RwLock::new(Arc::new(cfg)));
     let (reload_tx, reload_rx) = mpsc::channel(8);
     let ready = Arc::new(AtomicBool::new(false));
@@ -219,12 +289,11 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
                 .collect()
         })
         .unwrap_or_default();
-    let mut engine_opts = opts.query.clone();
-    engine_opts.default_subquery_step = current_cfg_eval_interval;
     let state = ApiState {
         storage: storage.clone(),
-        engine: Arc::new(Engine::new(engine_opts)),
+        engine,
         scrape: scrape.clone(),
+        rules: Some(rules.clone()),
         config: current.clone(),
         telemetry: telemetry.clone(),
         reload: reload_tx.clone(),
@@ -236,7 +305,11 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
     let reloader = tracker.spawn(reload_loop(
         opts.clone(),
         reload_rx,
-        scrape.clone(),
+        Reloadable {
+            scrape: scrape.clone(),
+            rules: rules.clone(),
+            default_url,
+        },
         current,
         telemetry.clone(),
         cancel.clone(),
@@ -290,6 +363,9 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         tracker,
         reload_tx,
         scrape,
+        rules,
+        alerts_done,
+        alert_forwarder,
         storage,
         server,
         reloader,
@@ -337,7 +413,7 @@ async fn storage_maintenance(storage: Arc<DiskStorage>, cancel: CancellationToke
 async fn reload_loop(
     opts: Options,
     mut rx: mpsc::Receiver<ReloadRequest>,
-    scrape: Arc<ScrapeManager>,
+    parts: Reloadable,
     current: Arc<RwLock<Arc<Config>>>,
     telemetry: Arc<Telemetry>,
     cancel: CancellationToken,
@@ -347,7 +423,7 @@ async fn reload_loop(
             _ = cancel.cancelled() => return,
             r = rx.recv() => match r { Some(r) => r, None => return },
         };
-        let result = reload_once(&opts, &scrape).await;
+        let result = reload_once(&opts, &parts).await;
         match &result {
             Ok(cfg) => {
                 *current.write().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
@@ -370,10 +446,28 @@ async fn reload_loop(
     }
 }
 
-async fn reload_once(opts: &Options, scrape: &ScrapeManager) -> Result<Arc<Config>, AppError> {
+/// Everything that can fail (config, HTTP clients, rule files) is checked
+/// before anything is applied.
+/// The components a reload applies a new config to.
+struct Reloadable {
+    scrape: Arc<ScrapeManager>,
+    rules: RuleManager,
+    /// The external URL when the config sets none.
+    default_url: String,
+}
+
+async fn reload_once(opts: &Options, parts: &Reloadable) -> Result<Arc<Config>, AppError> {
     let cfg = load_config(opts)?;
     let clients = ScrapeManager::prepare(&cfg).map_err(AppError::Scrape)?;
-    scrape.apply(&cfg, clients).await;
+    let groups = load_rule_groups(opts, &cfg)?;
+    parts.scrape.apply(&cfg, clients).await;
+    parts
+        .rules
+        .apply(
+            groups,
+            &RuleManagerOptions::from_config(&cfg, rule_state_dir(opts), &parts.default_url),
+        )
+        .await;
     Ok(Arc::new(cfg))
 }
 

@@ -15,6 +15,7 @@ mod promql;
 mod query_api;
 mod restart;
 mod rules;
+mod rules_api;
 mod rules_unit;
 mod scrape_e2e;
 mod storage;
