@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use super::file::AlertingRule;
-use super::template::TemplateData;
+use super::template::{TemplateData, TemplateFuncs};
 use super::{AlertState, EvalEnv, RuleEvalError};
 use crate::model::{Alert, Labels, METRIC_NAME, Timestamp};
 
@@ -96,6 +96,13 @@ impl AlertingState {
     ) -> Result<AlertingEval, RuleEvalError> {
         let result = super::query_vector(env, &rule.expr, query_ts)?;
         let mut fresh: HashMap<Labels, AlertInstance> = HashMap::with_capacity(result.len());
+        let needs_funcs = rule
+            .label_templates
+            .iter()
+            .chain(&rule.annotation_templates)
+            .any(|(_, t)| t.needs_funcs());
+        let funcs = (needs_funcs && !result.is_empty())
+            .then(|| TemplateFuncs::new(env.external_url, ts, env.template_query.clone()));
         for (metric, value) in result {
             let data = TemplateData {
                 labels: &metric,
@@ -106,14 +113,14 @@ impl AlertingState {
             let mut lb = metric.builder();
             lb.del(METRIC_NAME);
             for (name, t) in &rule.label_templates {
-                lb.set(name, t.expand(&data));
+                lb.set(name, t.expand(&data, funcs.as_ref()));
             }
             lb.set("alertname", rule.alert.as_str());
             let labels = lb.into_labels();
             let annotations: BTreeMap<String, String> = rule
                 .annotation_templates
                 .iter()
-                .map(|(k, t)| (k.clone(), t.expand(&data)))
+                .map(|(k, t)| (k.clone(), t.expand(&data, funcs.as_ref())))
                 .collect();
             if fresh.contains_key(&labels) {
                 return Err(RuleEvalError::DuplicateAlertLabels);

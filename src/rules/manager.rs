@@ -666,6 +666,14 @@ fn eval_blocking(inner: &Inner, handle: &GroupHandle, rt: &mut GroupRuntime, ts:
         interval: s.interval,
         query_offset: s.query_offset,
         resend_delay: s.resend_delay,
+        template_query: Some(super::template::TemplateQuery {
+            storage: inner.storage.clone(),
+            engine: inner.engine.clone(),
+            exec: ExecOptions {
+                cancel: Some(inner.cancel_queries.clone()),
+                ..ExecOptions::default()
+            },
+        }),
     };
     let started = Instant::now();
     let out = rt.eval(&env, ts);

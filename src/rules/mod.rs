@@ -233,6 +233,9 @@ impl RuleEvaluator {
                     .unwrap_or(self.opts.default_evaluation_interval),
                 query_offset: rt.def.query_offset.unwrap_or(self.opts.query_offset),
                 resend_delay: self.opts.resend_delay,
+                // Storage is borrowed here, and `query` needs owned
+                // handles: templates calling it show an error text.
+                template_query: None,
             };
             let r = rt.eval(&env, ts);
             out.samples += r.samples;
@@ -286,6 +289,8 @@ pub(crate) struct EvalEnv<'a> {
     pub interval: Duration,
     pub query_offset: Duration,
     pub resend_delay: Duration,
+    /// For the `query` template function; `None` makes it fail visibly.
+    pub template_query: Option<template::TemplateQuery>,
 }
 
 /// Runs `q` at `ts` and returns its samples; a scalar is one sample with no

@@ -385,18 +385,19 @@ fn run_group(file: &TestFileSettings, tg: TestGroup) -> Vec<String> {
         .unwrap_or(0);
 
     let eval_ms = duration_ms(file.eval_interval).max(1);
-    let engine = Engine::new(EngineOptions {
+    let engine = Arc::new(Engine::new(EngineOptions {
         lookback_delta: Duration::from_secs(300),
         max_samples: 10_000,
         timeout: Duration::from_secs(100),
         default_subquery_step: file.eval_interval,
         max_concurrent_queries: 0,
-    });
-    let storage = MemStorage::new();
+    }));
+    // Shared with the `query` template function, as promtool does.
+    let storage = Arc::new(MemStorage::new());
     let external_labels = Labels::from_pairs(tg.external_labels.clone());
     let external_url = tg.external_url.clone().unwrap_or_default();
     let env = EvalEnv {
-        storage: &storage,
+        storage: storage.as_ref(),
         engine: &engine,
         exec: ExecOptions::default(),
         external_labels: &external_labels,
@@ -404,6 +405,11 @@ fn run_group(file: &TestFileSettings, tg: TestGroup) -> Vec<String> {
         interval,
         query_offset: Duration::ZERO,
         resend_delay: Duration::from_secs(60),
+        template_query: Some(super::template::TemplateQuery {
+            storage: storage.clone(),
+            engine: engine.clone(),
+            exec: ExecOptions::default(),
+        }),
     };
     let mut runtimes: Vec<GroupRuntime> = groups
         .into_iter()
