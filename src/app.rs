@@ -2,12 +2,16 @@
 //! [`Config`], owns task tracking and cancellation, and runs start, reload
 //! and shutdown in order.
 //!
-//! Start: storage, telemetry, scrape manager, notification pipeline, HTTP
-//! server (ready once the first config is applied). Reload: parse and validate the whole file and
+//! Start: storage, telemetry, notification pipeline, scrape manager, rule
+//! manager (its on_scrape groups hooked to the scrapes, its alerts
+//! forwarded to the notification pipeline or another [`AlertSink`]), HTTP
+//! server (ready once the first config is applied). Reload: parse and
+//! validate the whole file, its rule files and its notify section, and
 //! build every job's HTTP client first; only then apply, so a bad file
 //! changes nothing. Shutdown runs the data path in reverse with a deadline
-//! per step: stop intake (HTTP), stop scrapes, stop notifications, then
-//! storage.
+//! per step: stop intake (HTTP), stop scrapes, stop rules (persisting alert
+//! state), hand over the last alerts, stop notifications (undelivered ones
+//! stay queued on disk), then storage.
 //!
 //! Only `main` and tests import this module.
 
@@ -24,12 +28,17 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod alerts;
+
+pub use alerts::AlertSink;
+
 use crate::api::{self, ApiState, Authenticator, ReloadFailed, ReloadRequest};
 use crate::config::notify::NotifyConfig;
 use crate::config::{self, Config, ConfigError};
 use crate::model::Alert;
 use crate::notify::{NotifyError, NotifyManager, NotifyOptions};
 use crate::promql::{Engine, EngineOptions};
+use crate::rules::{RuleGroup, RuleLoadError, RuleManager, RuleManagerOptions};
 use crate::scrape::manager::ScrapeManager;
 use crate::storage::{DiskStorage, Storage, StorageOptions, WalSync};
 use crate::telemetry::Telemetry;
@@ -58,6 +67,9 @@ pub struct Options {
     pub web_config_file: Option<PathBuf>,
     /// PromQL engine limits (`--query.*` flags).
     pub query: EngineOptions,
+    /// Where rule evaluation's alerts go; the notification pipeline when
+    /// `None` (tests set a collecting sink).
+    pub alert_sink: Option<Arc<dyn AlertSink>>,
 }
 
 impl Options {
@@ -71,6 +83,7 @@ impl Options {
             refuse_on_corruption: false,
             web_config_file: None,
             query: EngineOptions::default(),
+            alert_sink: None,
         }
     }
 }
@@ -84,6 +97,8 @@ pub enum AppError {
     Scrape(Vec<crate::scrape::manager::ScrapeSetupError>),
     #[error("web config: {0}")]
     WebConfig(String),
+    #[error("{0}")]
+    Rules(#[from] RuleLoadError),
     #[error("opening storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
     #[error("notifications: {0}")]
@@ -116,6 +131,17 @@ pub fn notify_config(cfg: &Config) -> Result<NotifyConfig, ConfigError> {
     }
 }
 
+/// Rule evaluation's alerts into the notification pipeline. `ingest` only
+/// enqueues, as [`AlertSink::send`] requires.
+#[derive(Debug)]
+struct NotifySink(Arc<NotifyManager>);
+
+impl AlertSink for NotifySink {
+    fn send(&self, alerts: Vec<Alert>) {
+        self.0.ingest(alerts);
+    }
+}
+
 /// Loads the configuration the options name.
 pub fn load_config(opts: &Options) -> Result<Config, ConfigError> {
     if opts.allow_embedded_default && !opts.config_file.exists() {
@@ -125,6 +151,22 @@ pub fn load_config(opts: &Options) -> Result<Config, ConfigError> {
     config::load_file(&opts.config_file)
 }
 
+/// The rule groups `cfg` names. When the embedded default configuration
+/// is in use and its `rule_files` match nothing (watchpost runs outside
+/// its repository), the self-monitoring rules built into the binary.
+pub fn load_rule_groups(opts: &Options, cfg: &Config) -> Result<Vec<RuleGroup>, RuleLoadError> {
+    let groups = RuleManager::load_files(&cfg.rule_files)?;
+    if groups.is_empty() && opts.allow_embedded_default && !opts.config_file.exists() {
+        return crate::rules::embedded_default_groups();
+    }
+    Ok(groups)
+}
+
+/// Where the persisted alert state lives under the storage path.
+fn rule_state_dir(opts: &Options) -> PathBuf {
+    opts.storage_path.join("rules")
+}
+
 /// A running watchpost.
 pub struct RunningApp {
     addr: SocketAddr,
@@ -132,8 +174,11 @@ pub struct RunningApp {
     tracker: TaskTracker,
     reload_tx: mpsc::Sender<ReloadRequest>,
     scrape: Arc<ScrapeManager>,
+    rules: RuleManager,
+    alerts_done: CancellationToken,
+    alert_forwarder: JoinHandle<()>,
     notify: Arc<NotifyManager>,
-    alerts: mpsc::Sender<Vec<Alert>>,
+    notify_intake: mpsc::Sender<Vec<Alert>>,
     storage: Arc<DiskStorage>,
     server: JoinHandle<()>,
     reloader: JoinHandle<()>,
@@ -155,15 +200,20 @@ impl RunningApp {
         self.storage.clone()
     }
 
+    /// The rule manager, for tests of rule evaluation.
+    pub fn rules(&self) -> &RuleManager {
+        &self.rules
+    }
+
     /// The notification pipeline, for tests that inspect it.
     pub fn notify(&self) -> Arc<NotifyManager> {
         self.notify.clone()
     }
 
-    /// Where alert batches enter the notification pipeline (the rule
-    /// engine's output; tests push through it too).
+    /// A direct way into the notification pipeline, beside rule
+    /// evaluation and `POST /api/v2/alerts`.
     pub fn alert_sender(&self) -> mpsc::Sender<Vec<Alert>> {
-        self.alerts.clone()
+        self.notify_intake.clone()
     }
 
     /// Reloads the configuration file (all-or-nothing).
@@ -186,13 +236,18 @@ impl RunningApp {
         let _ = tokio::time::timeout(step, self.reloader).await;
         // 2. Stop scraping (no staleness markers: a restart continues).
         let _ = tokio::time::timeout(step, self.scrape.shutdown()).await;
-        // 3. Stop the notification pipeline: in-flight sends finish or stay
+        // 3. Stop rule evaluation (persisting alert state), then hand the
+        // alerts still queued to the sink.
+        let _ = tokio::time::timeout(step, self.rules.shutdown()).await;
+        self.alerts_done.cancel();
+        let _ = tokio::time::timeout(step, self.alert_forwarder).await;
+        // 4. Stop the notification pipeline: in-flight sends finish or stay
         // queued on disk for the next start.
         self.notify.shutdown(step).await;
-        // 4. Wait for every tracked task (maintenance stops on cancel).
+        // 5. Wait for every tracked task (maintenance stops on cancel).
         self.tracker.close();
         let _ = tokio::time::timeout(step, self.tracker.wait()).await;
-        // 5. Checkpoint and sync the WAL.
+        // 6. Checkpoint and sync the WAL.
         let storage = self.storage.clone();
         match tokio::task::spawn_blocking(move || storage.close()).await {
             Ok(Err(e)) => tracing::error!(error = %e, "closing storage failed"),
@@ -212,6 +267,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         None => None,
     };
     let clients = ScrapeManager::prepare(&cfg).map_err(AppError::Scrape)?;
+    let rule_groups = load_rule_groups(&opts, &cfg)?;
     let notify_cfg = notify_config(&cfg)?;
     let factory = crate::channels::factory(&notify_cfg)?;
     let addr = listener.local_addr().map_err(|source| AppError::Listen {
@@ -241,8 +297,16 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         telemetry.scrape.clone(),
         tracker.clone(),
     ));
-    scrape.apply(&cfg, clients).await;
-    let (alerts, alerts_rx) = mpsc::channel(256);
+
+    // Subqueries without a step use the global evaluation interval, as in
+    // Prometheus.
+    let mut engine_opts = opts.query.clone();
+    engine_opts.default_subquery_step = cfg.global.evaluation_interval;
+    let engine = Arc::new(Engine::new(engine_opts));
+
+    // Prometheus's default external URL is the listen address.
+    let default_url = format!("http://{addr}");
+    let (notify_intake, notify_rx) = mpsc::channel(alerts::ALERT_CHANNEL_CAPACITY);
     let notify = {
         let mut no = NotifyOptions::new(Some(opts.storage_path.join("notify")));
         // Links in notifications point at `web.external_url` when set.
@@ -250,25 +314,44 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
             .web
             .external_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+            .unwrap_or_else(|| default_url.clone());
         NotifyManager::start(
             &notify_cfg,
             factory,
             no,
             telemetry.notify.clone(),
-            alerts_rx,
+            notify_rx,
         )
         .await?
     };
+
+    let (alerts_tx, alerts_rx) = mpsc::channel(alerts::ALERT_CHANNEL_CAPACITY);
+    let sink: Arc<dyn AlertSink> = match &opts.alert_sink {
+        Some(s) => s.clone(),
+        None => Arc::new(NotifySink(notify.clone())),
+    };
+    let alerts_done = CancellationToken::new();
+    let alert_forwarder = tracker.spawn(alerts::forward(alerts_rx, sink, alerts_done.clone()));
+    let rule_opts = RuleManagerOptions::from_config(&cfg, rule_state_dir(&opts), &default_url);
+    let rules = RuleManager::new(
+        storage.clone(),
+        engine.clone(),
+        &rule_opts,
+        telemetry.rules.clone(),
+        tracker.clone(),
+        alerts_tx,
+    );
+    rules.apply(rule_groups, &rule_opts).await;
+    // Before the first scrape pool starts: pools take the hook at creation.
+    scrape.set_hook(rules.scrape_hook());
+    scrape.apply(&cfg, clients).await;
+
     telemetry.config.last_reload_successful.set(1);
     telemetry
         .config
         .last_reload_success_timestamp_seconds
         .set(crate::model::timestamp_of(SystemTime::now()) / 1000);
 
-    // Subqueries without a step use the global evaluation interval, as in
-    // Prometheus.
-    let current_cfg_eval_interval = cfg.global.evaluation_interval;
     let current = Arc::new(RwLock::new(Arc::new(cfg)));
     let (reload_tx, reload_rx) = mpsc::channel(8);
     let ready = Arc::new(AtomicBool::new(false));
@@ -281,12 +364,11 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
                 .collect()
         })
         .unwrap_or_default();
-    let mut engine_opts = opts.query.clone();
-    engine_opts.default_subquery_step = current_cfg_eval_interval;
     let state = ApiState {
         storage: storage.clone(),
-        engine: Arc::new(Engine::new(engine_opts)),
+        engine,
         scrape: scrape.clone(),
+        rules: Some(rules.clone()),
         config: current.clone(),
         telemetry: telemetry.clone(),
         reload: reload_tx.clone(),
@@ -298,8 +380,12 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
     let reloader = tracker.spawn(reload_loop(
         opts.clone(),
         reload_rx,
-        scrape.clone(),
-        notify.clone(),
+        Reloadable {
+            scrape: scrape.clone(),
+            rules: rules.clone(),
+            notify: notify.clone(),
+            default_url,
+        },
         current,
         telemetry.clone(),
         cancel.clone(),
@@ -353,8 +439,11 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         tracker,
         reload_tx,
         scrape,
+        rules,
+        alerts_done,
+        alert_forwarder,
         notify,
-        alerts,
+        notify_intake,
         storage,
         server,
         reloader,
@@ -402,8 +491,7 @@ async fn storage_maintenance(storage: Arc<DiskStorage>, cancel: CancellationToke
 async fn reload_loop(
     opts: Options,
     mut rx: mpsc::Receiver<ReloadRequest>,
-    scrape: Arc<ScrapeManager>,
-    notify: Arc<NotifyManager>,
+    parts: Reloadable,
     current: Arc<RwLock<Arc<Config>>>,
     telemetry: Arc<Telemetry>,
     cancel: CancellationToken,
@@ -413,7 +501,7 @@ async fn reload_loop(
             _ = cancel.cancelled() => return,
             r = rx.recv() => match r { Some(r) => r, None => return },
         };
-        let result = reload_once(&opts, &scrape, &notify).await;
+        let result = reload_once(&opts, &parts).await;
         match &result {
             Ok(cfg) => {
                 *current.write().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
@@ -436,18 +524,33 @@ async fn reload_loop(
     }
 }
 
-async fn reload_once(
-    opts: &Options,
-    scrape: &ScrapeManager,
-    notify: &NotifyManager,
-) -> Result<Arc<Config>, AppError> {
+/// Everything that can fail (config, HTTP clients, rule files) is checked
+/// before anything is applied.
+/// The components a reload applies a new config to.
+struct Reloadable {
+    scrape: Arc<ScrapeManager>,
+    rules: RuleManager,
+    notify: Arc<NotifyManager>,
+    /// The external URL when the config sets none.
+    default_url: String,
+}
+
+async fn reload_once(opts: &Options, parts: &Reloadable) -> Result<Arc<Config>, AppError> {
     let cfg = load_config(opts)?;
     let clients = ScrapeManager::prepare(&cfg).map_err(AppError::Scrape)?;
+    let groups = load_rule_groups(opts, &cfg)?;
     let notify_cfg = notify_config(&cfg)?;
-    // The pipeline validates and builds every receiver before changing
-    // anything, so a bad notify section leaves scraping untouched too.
-    notify.apply_config(&notify_cfg)?;
-    scrape.apply(&cfg, clients).await;
+    // The pipeline builds every receiver before it changes anything, so a
+    // bad notify section leaves scrapes and rules untouched too.
+    parts.notify.apply_config(&notify_cfg)?;
+    parts.scrape.apply(&cfg, clients).await;
+    parts
+        .rules
+        .apply(
+            groups,
+            &RuleManagerOptions::from_config(&cfg, rule_state_dir(opts), &parts.default_url),
+        )
+        .await;
     Ok(Arc::new(cfg))
 }
 

@@ -1,5 +1,5 @@
 //! The `watchpost` command line: `run` (the default), `check config`,
-//! `notify routes` and `notify test`.
+//! `check rules`, `test rules`, `notify routes` and `notify test`.
 //!
 //! Flag names are Prometheus's, so habits and scripts carry over. Raw
 //! arguments become validated options here; `anyhow` is used only in this
@@ -39,6 +39,9 @@ enum Command {
     /// Check configuration files without running anything.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Run unit tests.
+    #[command(subcommand)]
+    Test(TestCommand),
     /// Ask the notification config: where an alert goes, whether a
     /// receiver delivers.
     #[command(subcommand)]
@@ -96,12 +99,52 @@ struct NotifySource {
 }
 
 #[derive(Subcommand, Debug)]
+enum TestCommand {
+    /// Run rule unit tests in promtool's format; exits 1 if any fails.
+    Rules {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only run test groups whose name matches this regular expression
+        /// (repeatable; unanchored).
+        #[arg(long = "run", value_name = "REGEX")]
+        run: Vec<String>,
+        /// Accept keys in rule files that Prometheus does not know.
+        #[arg(long = "ignore-unknown-fields")]
+        ignore_unknown_fields: bool,
+    },
+}
+
+/// Linting of `check rules` (promtool's `--lint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Lint {
+    /// Report rules recorded (or alerts defined) twice with the same labels.
+    DuplicateRules,
+    None,
+}
+
+#[derive(Subcommand, Debug)]
 enum CheckCommand {
     /// Validate watchpost.yml files; prints every error and exits 1 if any.
     Config {
         /// Files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Validate Prometheus rule files; prints every error and exits 1 if any.
+    Rules {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Lint checks to run.
+        #[arg(long, value_enum, default_value = "duplicate-rules")]
+        lint: Lint,
+        /// Exit with 3 when a lint check finds something.
+        #[arg(long = "lint-fatal")]
+        lint_fatal: bool,
+        /// Accept keys Prometheus does not know.
+        #[arg(long = "ignore-unknown-fields")]
+        ignore_unknown_fields: bool,
     },
 }
 
@@ -169,6 +212,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check(CheckCommand::Config { files })) => return check_config(&files),
         Some(Command::Notify(cmd)) => return notify(cmd),
+        Some(Command::Check(CheckCommand::Rules {
+            files,
+            lint,
+            lint_fatal,
+            ignore_unknown_fields,
+        })) => return check_rules(&files, lint, lint_fatal, ignore_unknown_fields),
+        Some(Command::Test(TestCommand::Rules {
+            files,
+            run,
+            ignore_unknown_fields,
+        })) => return test_rules(&files, run, ignore_unknown_fields),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     };
@@ -185,7 +239,23 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for f in files {
         match watchpost::config::load_file(f) {
-            Ok(_) => println!("{}: ok", f.display()),
+            // The rule files a config names are checked with it, as
+            // Prometheus's `promtool check config` does.
+            Ok(cfg) => match watchpost::rules::RuleManager::load_files(&cfg.rule_files) {
+                Ok(groups) => {
+                    let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
+                    println!("{}: ok", f.display());
+                    if !cfg.rule_files.is_empty() {
+                        println!("  {} rule groups, {rules} rules", groups.len());
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    for m in e.messages() {
+                        eprintln!("{m}");
+                    }
+                }
+            },
             Err(e) => {
                 failed = true;
                 for m in e.messages() {
@@ -224,6 +294,78 @@ fn notify(cmd: NotifyCommand) -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("watchpost: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// promtool's `check rules`: per file `Checking <file>`, then `  SUCCESS:
+/// N rules found` or `  FAILED:` with every error. Exit 1 on errors, 3 on
+/// lint findings with `--lint-fatal`.
+fn check_rules(files: &[PathBuf], lint: Lint, lint_fatal: bool, ignore_unknown: bool) -> ExitCode {
+    let opts = watchpost::rules::LoadOptions {
+        ignore_unknown_fields: ignore_unknown,
+    };
+    let mut failed = false;
+    let mut lint_found = false;
+    for f in files {
+        println!("Checking {}", f.display());
+        match watchpost::rules::load_paths(std::slice::from_ref(f), opts) {
+            Ok(groups) => {
+                let dups = if lint == Lint::DuplicateRules {
+                    watchpost::rules::duplicate_rules(&groups)
+                } else {
+                    Vec::new()
+                };
+                if dups.is_empty() {
+                    let n: usize = groups.iter().map(|g| g.rules.len()).sum();
+                    println!("  SUCCESS: {n} rules found");
+                } else {
+                    lint_found = true;
+                    eprintln!("  FAILED:");
+                    eprintln!("lint error {} duplicate rule(s) found.", dups.len());
+                    for (name, labels) in &dups {
+                        eprintln!("Metric: {name}");
+                        eprintln!("Label(s):");
+                        for l in labels {
+                            eprintln!("\t{}: {}", l.name, l.value);
+                        }
+                    }
+                    eprintln!("Might cause inconsistency while recording expressions");
+                }
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("  FAILED:");
+                for m in e.messages() {
+                    eprintln!("{m}");
+                }
+            }
+        }
+        println!();
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else if lint_found && lint_fatal {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// promtool's `test rules`.
+fn test_rules(files: &[PathBuf], run: Vec<String>, ignore_unknown_fields: bool) -> ExitCode {
+    let opts = watchpost::rules::unittest::TestOptions {
+        run,
+        ignore_unknown_fields,
+    };
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    match watchpost::rules::unittest::run_files(files, &opts, &mut out, &mut err) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("watchpost: {e}");
             ExitCode::FAILURE
         }
     }
@@ -301,6 +443,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         wal_sync: args.wal_sync,
         refuse_on_corruption: args.refuse_on_corruption,
         web_config_file: args.web_config_file,
+        alert_sink: None,
         query: watchpost::promql::EngineOptions {
             lookback_delta: args.query_lookback_delta,
             timeout: args.query_timeout,

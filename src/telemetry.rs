@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -50,6 +51,140 @@ pub struct ConfigMetrics {
     pub last_reload_successful: Gauge,
     pub last_reload_success_timestamp_seconds: Gauge,
     pub reloads_failed: Counter,
+}
+
+/// Metric handles of rule evaluation. Group-level families are labelled
+/// `rule_group="<file>;<name>"`, as Prometheus labels them.
+#[derive(Clone, Debug)]
+pub struct RuleMetrics {
+    /// Rule evaluations by group.
+    pub evaluations: Family<LabelPairs, Counter>,
+    /// Rule evaluations that failed, by group.
+    pub evaluation_failures: Family<LabelPairs, Counter>,
+    /// Scheduled interval iterations by group (missed ones included).
+    pub group_iterations: Family<LabelPairs, Counter>,
+    /// Interval iterations skipped because an evaluation ran too long.
+    pub group_iterations_missed: Family<LabelPairs, Counter>,
+    /// Evaluations triggered by a scrape (on_scrape groups).
+    pub group_on_scrape_evaluations: Family<LabelPairs, Counter>,
+    pub group_last_duration_seconds: Family<LabelPairs, Gauge<f64, AtomicU64>>,
+    pub group_last_evaluation_timestamp_seconds: Family<LabelPairs, Gauge<f64, AtomicU64>>,
+    pub group_last_evaluation_samples: Family<LabelPairs, Gauge>,
+    pub group_interval_seconds: Family<LabelPairs, Gauge<f64, AtomicU64>>,
+    pub group_rules: Family<LabelPairs, Gauge>,
+    /// Duration of single rule evaluations.
+    pub evaluation_duration: Histogram,
+    /// Duration of whole group evaluations.
+    pub group_duration: Histogram,
+    /// Alerts handed to notification.
+    pub alerts_sent: Counter,
+    /// Alerts that could not be handed over (queue full or closed).
+    pub alerts_dropped: Counter,
+    /// Failed writes of the persisted alert state.
+    pub state_persist_failures: Counter,
+}
+
+impl Default for RuleMetrics {
+    /// Handles that are not registered anywhere (tests, tools).
+    fn default() -> Self {
+        RuleMetrics {
+            evaluations: Family::default(),
+            evaluation_failures: Family::default(),
+            group_iterations: Family::default(),
+            group_iterations_missed: Family::default(),
+            group_on_scrape_evaluations: Family::default(),
+            group_last_duration_seconds: Family::default(),
+            group_last_evaluation_timestamp_seconds: Family::default(),
+            group_last_evaluation_samples: Family::default(),
+            group_interval_seconds: Family::default(),
+            group_rules: Family::default(),
+            evaluation_duration: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
+            group_duration: Histogram::new(exponential_buckets(0.0001, 4.0, 10)),
+            alerts_sent: Counter::default(),
+            alerts_dropped: Counter::default(),
+            state_persist_failures: Counter::default(),
+        }
+    }
+}
+
+impl RuleMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "watchpost_rule_evaluations",
+            "Rule evaluations, by rule group",
+            self.evaluations.clone(),
+        );
+        registry.register(
+            "watchpost_rule_evaluation_failures",
+            "Rule evaluations that failed, by rule group",
+            self.evaluation_failures.clone(),
+        );
+        registry.register(
+            "watchpost_rule_group_iterations",
+            "Scheduled interval evaluations of rule groups, missed ones included",
+            self.group_iterations.clone(),
+        );
+        registry.register(
+            "watchpost_rule_group_iterations_missed",
+            "Interval evaluations skipped because the previous one ran too long",
+            self.group_iterations_missed.clone(),
+        );
+        registry.register(
+            "watchpost_rule_group_on_scrape_evaluations",
+            "Evaluations of on_scrape rule groups triggered by a scrape",
+            self.group_on_scrape_evaluations.clone(),
+        );
+        registry.register(
+            "watchpost_rule_group_last_duration_seconds",
+            "Duration of the last evaluation of the rule group",
+            self.group_last_duration_seconds.clone(),
+        );
+        registry.register(
+            "watchpost_rule_group_last_evaluation_timestamp_seconds",
+            "Timestamp of the last evaluation of the rule group",
+            self.group_last_evaluation_timestamp_seconds.clone(),
+        );
+        registry.register(
+            "watchpost_rule_group_last_evaluation_samples",
+            "Samples the rule group's last evaluation returned",
+            self.group_last_evaluation_samples.clone(),
+        );
+        registry.register(
+            "watchpost_rule_group_interval_seconds",
+            "Evaluation interval of the rule group",
+            self.group_interval_seconds.clone(),
+        );
+        registry.register(
+            "watchpost_rule_group_rules",
+            "Rules in the rule group",
+            self.group_rules.clone(),
+        );
+        registry.register(
+            "watchpost_rule_evaluation_duration_seconds",
+            "Duration of single rule evaluations",
+            self.evaluation_duration.clone(),
+        );
+        registry.register(
+            "watchpost_rule_group_duration_seconds",
+            "Duration of rule group evaluations",
+            self.group_duration.clone(),
+        );
+        registry.register(
+            "watchpost_rule_alerts_sent",
+            "Alerts handed from rule evaluation to notification",
+            self.alerts_sent.clone(),
+        );
+        registry.register(
+            "watchpost_rule_alerts_dropped",
+            "Alerts rule evaluation could not hand to notification because its queue was full or closed",
+            self.alerts_dropped.clone(),
+        );
+        registry.register(
+            "watchpost_rule_state_persist_failures",
+            "Failed writes of the persisted alert state",
+            self.state_persist_failures.clone(),
+        );
+    }
 }
 
 /// Metric handles of the HTTP API.
@@ -175,6 +310,7 @@ pub struct Telemetry {
     pub config: ConfigMetrics,
     pub api: ApiMetrics,
     pub notify: NotifyMetrics,
+    pub rules: RuleMetrics,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -258,6 +394,8 @@ impl Telemetry {
         );
         let notify = NotifyMetrics::new();
         notify.register(&mut registry);
+        let rules = RuleMetrics::default();
+        rules.register(&mut registry);
         registry.register_collector(Box::new(StorageCollector(storage)));
         registry.register_collector(Box::new(ProcessCollector));
         registry.register_collector(Box::new(BuildInfo));
@@ -267,6 +405,7 @@ impl Telemetry {
             config,
             api,
             notify,
+            rules,
         }
     }
 

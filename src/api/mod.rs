@@ -11,6 +11,7 @@ mod alertmanager;
 mod auth;
 mod prom;
 mod query;
+mod rules;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -55,6 +56,9 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     pub auth: Arc<Authenticator>,
     pub start_time: SystemTime,
+    /// The rule manager; `None` answers `/api/v1/rules` and
+    /// `/api/v1/alerts` with no groups and no alerts.
+    pub rules: Option<crate::rules::RuleManager>,
 }
 
 impl ApiState {
@@ -89,6 +93,8 @@ fn build(state: ApiState, notify: Option<Arc<NotifyManager>>) -> Router {
             get(query::range).post(query::range_post),
         )
         .route("/api/v1/targets", get(prom::targets))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/series", get(prom::series).post(prom::series_post))
         .route("/api/v1/labels", get(prom::labels).post(prom::labels_post))
         .route("/api/v1/label/{name}/values", get(prom::label_values))

@@ -34,6 +34,8 @@ use std::path::Path;
 
 pub use alerting::{AlertingConfig, AlertingError, AlertmanagerSet, parse_alerting};
 pub use error::{ConfigError, Diagnostic};
+// For other YAML contracts (rule files) that report in the same voice.
+pub(crate) use error::{Diags, yaml_error};
 pub use secret::{REDACTED, Secret};
 pub use types::*;
 pub use units::{format_size, parse_size};

@@ -146,6 +146,9 @@ raw_struct! {
         pub evaluation_interval: Option<S<String>>,
         /// Honoured by rule evaluation (default 0s).
         pub rule_query_offset: Option<S<String>>,
+        /// watchpost extension: `interval` (default) or `on_scrape`, the
+        /// evaluation mode of rule groups that do not choose one.
+        pub rule_evaluation: Option<S<String>>,
         /// A null value is an empty one, as in Prometheus (the label is dropped).
         pub external_labels: Option<SpannedMap<Option<S<String>>>>,
         /// Validated like Prometheus; accepted when OpenMetrics is preferred

@@ -32,6 +32,8 @@ pub(crate) fn redacted_yaml(config: &Config) -> String {
             scrape_timeout: format_duration(config.global.scrape_timeout),
             evaluation_interval: format_duration(config.global.evaluation_interval),
             rule_query_offset: nonzero_duration(config.global.rule_query_offset),
+            rule_evaluation: (config.global.rule_evaluation != RuleEvaluation::Interval)
+                .then(|| config.global.rule_evaluation.as_str()),
             external_labels: labels(&config.global.external_labels),
             limits: LimitsView::of(&config.global.limits),
         },
@@ -146,6 +148,8 @@ struct GlobalView<'a> {
     evaluation_interval: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule_query_offset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule_evaluation: Option<&'static str>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     external_labels: BTreeMap<&'a str, &'a str>,
     #[serde(flatten)]

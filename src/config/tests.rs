@@ -684,6 +684,25 @@ storage:
     );
     let c = ok("global:\n  rule_query_offset: 30s\n");
     assert_eq!(c.global.rule_query_offset, secs(30));
+    assert_eq!(c.global.rule_evaluation, RuleEvaluation::Interval);
+}
+
+#[test]
+fn rule_evaluation_mode_is_a_watchpost_extension() {
+    let c = ok("global:\n  rule_evaluation: on_scrape\n");
+    assert_eq!(c.global.rule_evaluation, RuleEvaluation::OnScrape);
+    assert!(
+        c.redacted_yaml.contains("rule_evaluation: on_scrape"),
+        "{}",
+        c.redacted_yaml
+    );
+    let c = ok("global:\n  rule_evaluation: interval\n");
+    assert_eq!(c.global.rule_evaluation, RuleEvaluation::Interval);
+    assert!(!c.redacted_yaml.contains("rule_evaluation"));
+    assert_eq!(
+        err("global:\n  rule_evaluation: sometimes\n"),
+        "w.yml:2:20: global: rule_evaluation: \"sometimes\" is not an evaluation mode: use interval or on_scrape"
+    );
 }
 
 #[test]

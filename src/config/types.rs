@@ -63,6 +63,41 @@ pub struct GlobalConfig {
     /// `global.rule_query_offset` (default 0s): rule groups evaluate this far
     /// in the past so late samples are in. Used by the rules issue.
     pub rule_query_offset: Duration,
+    /// `global.rule_evaluation` (a watchpost extension, default
+    /// `interval`): how rule groups that do not set `evaluation:` are
+    /// triggered.
+    pub rule_evaluation: RuleEvaluation,
+}
+
+/// When a rule group is evaluated (watchpost extension; Prometheus only
+/// knows `Interval`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum RuleEvaluation {
+    /// On the group's interval only, as Prometheus does.
+    #[default]
+    Interval,
+    /// On the interval and also right after a scrape that stored samples of
+    /// a metric the group's expressions select.
+    OnScrape,
+}
+
+impl RuleEvaluation {
+    /// Parses the YAML spelling (`interval`, `on_scrape`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "interval" => Some(RuleEvaluation::Interval),
+            "on_scrape" => Some(RuleEvaluation::OnScrape),
+            _ => None,
+        }
+    }
+
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleEvaluation::Interval => "interval",
+            RuleEvaluation::OnScrape => "on_scrape",
+        }
+    }
 }
 
 /// One `scrape_configs` entry.

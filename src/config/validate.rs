@@ -622,6 +622,19 @@ fn build_global(cx: &mut Cx<'_>, g: Option<&S<RawGlobal>>, env: Env<'_>) -> Glob
     .unwrap_or(DEFAULT_EVALUATION_INTERVAL);
     let rule_query_offset =
         duration(cx, ctx, "rule_query_offset", raw.rule_query_offset.as_ref()).unwrap_or_default();
+    let rule_evaluation = match &raw.rule_evaluation {
+        None => RuleEvaluation::default(),
+        Some(v) => RuleEvaluation::parse(&v.value).unwrap_or_else(|| {
+            cx.err(
+                v.referenced,
+                format!(
+                    "global: rule_evaluation: {:?} is not an evaluation mode: use interval or on_scrape",
+                    v.value
+                ),
+            );
+            RuleEvaluation::default()
+        }),
+    };
 
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (name, value) in raw.external_labels.iter().flat_map(|m| m.0.iter()) {
@@ -705,6 +718,7 @@ fn build_global(cx: &mut Cx<'_>, g: Option<&S<RawGlobal>>, env: Env<'_>) -> Glob
         external_labels: Labels::from_pairs(pairs),
         limits,
         rule_query_offset,
+        rule_evaluation,
     }
 }
 
