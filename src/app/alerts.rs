@@ -60,8 +60,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::model::Timestamp;
     use crate::model::Labels;
+    use crate::model::Timestamp;
 
     fn alert(instance: &str, ends_at: Timestamp, updated_at: Timestamp) -> Alert {
         Alert {

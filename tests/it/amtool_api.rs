@@ -75,6 +75,7 @@ async fn serve() -> Server {
             telemetry.scrape.clone(),
             TaskTracker::new(),
         )),
+        rules: None,
         config: Arc::new(RwLock::new(Arc::new(main_config))),
         telemetry,
         reload,

@@ -124,3 +124,77 @@ async fn without_notify_section_alerts_go_to_the_log_receiver() {
     assert_eq!(alerts[0]["receivers"][0]["name"], "log");
     h.shutdown().await;
 }
+
+/// The whole path in one process: a scrape reveals a breach, the on_scrape
+/// rule fires, the notification pipeline delivers to the webhook; the
+/// value drops and the resolved message follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scraped_breach_fires_a_rule_and_reaches_the_webhook() {
+    let hook = Recorder::start().await;
+    let value = std::sync::Arc::new(std::sync::Mutex::new("temperature 20\n".to_string()));
+    let exp = support::exporter(support::Behavior::Body(value.clone())).await;
+    let rules_dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir.path().join("hot.yml");
+    std::fs::write(
+        &rules,
+        r#"groups:
+  - name: hot
+    interval: 1h
+    evaluation: on_scrape
+    rules:
+      - alert: TooHot
+        expr: temperature > 50
+        labels: {severity: page}
+        annotations:
+          summary: "{{ $labels.instance }} is at {{ $value }} degrees"
+"#,
+    )
+    .unwrap();
+    let yaml = format!(
+        r#"global: {{scrape_interval: 200ms, scrape_timeout: 100ms}}
+rule_files: ["{}"]
+scrape_configs:
+  - job_name: sensor
+    static_configs: [{{targets: ["{}"]}}]
+notify:
+  route:
+    receiver: team
+    group_by: [alertname]
+    group_wait: 0s
+    group_interval: 1s
+  receivers:
+    - name: team
+      webhook_configs:
+        - url: "{}"
+          send_resolved: true
+"#,
+        rules.display(),
+        exp.target(),
+        hook.url("/hook")
+    );
+    let h = support::start(&yaml, None).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(hook.seen().is_empty(), "nothing fires below the threshold");
+
+    *value.lock().unwrap() = "temperature 75\n".to_string();
+    let firing = eventually(Duration::from_secs(10), "firing notification", || async {
+        hook.seen().into_iter().find(|s| s.json()["status"] == "firing")
+    })
+    .await;
+    let body = firing.json();
+    assert_eq!(body["alerts"][0]["labels"]["alertname"], "TooHot");
+    assert_eq!(body["alerts"][0]["labels"]["job"], "sensor");
+    assert_eq!(
+        body["alerts"][0]["annotations"]["summary"],
+        format!("{} is at 75 degrees", exp.target())
+    );
+
+    *value.lock().unwrap() = "temperature 30\n".to_string();
+    eventually(Duration::from_secs(10), "resolved notification", || async {
+        hook.seen()
+            .into_iter()
+            .find(|s| s.json()["status"] == "resolved")
+    })
+    .await;
+    h.shutdown().await;
+}
