@@ -40,8 +40,14 @@ _wait_http() {  # bounded: up to 60 s; gives up at once if process $2 has exited
 
 # Writes $SUT_DIR/watchpost.yml = harness config + an Alertmanager-shaped `notify:` section
 # (watchpost reads alertmanager.yml's route/receivers inline under `notify:`).
+# WATCHPOST_RULE_EVALUATION (interval | on_scrape, default interval) sets
+# global.rule_evaluation: on_scrape evaluates a group right after a scrape
+# that stored a metric it selects (watchpost's low-latency mode).
 _watchpost_config() {
     cp "$SUT_CONFIG" "$SUT_DIR/watchpost.yml"
+    if [ -n "${WATCHPOST_RULE_EVALUATION:-}" ]; then
+        sed -i "s/^global:\s*$/global:\n  rule_evaluation: ${WATCHPOST_RULE_EVALUATION}/" "$SUT_DIR/watchpost.yml"
+    fi
     if [ -n "${SUT_SMTP_ADDR:-}" ]; then
         cat >>"$SUT_DIR/watchpost.yml" <<EOF
 notify:
