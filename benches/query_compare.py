@@ -270,6 +270,22 @@ def main():
             time.sleep(0.5)
         end_v = t0 + (HISTORY // STEP) * STEP
         t_eval = end_v - STEP / 2
+        # A scrape request seen by the target is not yet a stored sample:
+        # wait until both systems answer with every series' final sample.
+        fresh = 'count(timestamp({__name__=~"x|y"}) >= %d)' % end_v
+        for _ in range(120):
+            counts = []
+            for base in systems.values():
+                try:
+                    _, r = query(base, "/api/v1/query", {"query": fresh, "time": "%d" % end_v})
+                    counts.append(float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0)
+                except Exception:
+                    counts.append(0)
+            if all(c == 110000 for c in counts):
+                break
+            time.sleep(0.5)
+        else:
+            print("warning: not every final sample stored: %s" % counts, flush=True)
         queries = [
             ("A instant sum by (job) (rate(x[5m])) over 100k series", "/api/v1/query",
              {"query": "sum by (job) (rate(x[5m]))", "time": "%.3f" % t_eval}),

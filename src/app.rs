@@ -540,9 +540,11 @@ async fn reload_once(opts: &Options, parts: &Reloadable) -> Result<Arc<Config>, 
     let clients = ScrapeManager::prepare(&cfg).map_err(AppError::Scrape)?;
     let groups = load_rule_groups(opts, &cfg)?;
     let notify_cfg = notify_config(&cfg)?;
-    // The pipeline builds every receiver before it changes anything, so a
-    // bad notify section leaves scrapes and rules untouched too.
-    parts.notify.apply_config(&notify_cfg)?;
+    // Templates are read again, and the pipeline builds every receiver
+    // before it changes anything, so a bad notify section or template file
+    // leaves scrapes and rules untouched too.
+    let factory = crate::channels::factory(&notify_cfg)?;
+    parts.notify.apply_config_with(&notify_cfg, &factory)?;
     parts.scrape.apply(&cfg, clients).await;
     parts
         .rules

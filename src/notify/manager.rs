@@ -360,7 +360,18 @@ impl NotifyManager {
     /// (re-routed; unchanged groups keep their timers), the notification
     /// log, silences and queued notifications are kept.
     pub fn apply_config(&self, config: &NotifyConfig) -> Result<(), NotifyError> {
-        let pipeline = build_pipeline(config, &self.inner.factory)?;
+        self.apply_config_with(config, &self.inner.factory)
+    }
+
+    /// [`NotifyManager::apply_config`] with the integrations built by
+    /// `factory`: the app passes one over the reloaded config's template
+    /// files, so changed templates take effect on reload.
+    pub fn apply_config_with(
+        &self,
+        config: &NotifyConfig,
+        factory: &NotifierFactory,
+    ) -> Result<(), NotifyError> {
+        let pipeline = build_pipeline(config, factory)?;
         let now = self.inner.opts.clock.now();
         let now_i = Instant::now();
         {

@@ -667,3 +667,48 @@ mod tests {
         assert!(created && sb2.r != sb.r);
     }
 }
+
+#[cfg(test)]
+mod shard_table_tests {
+    use super::*;
+
+    fn series(r: SeriesRef) -> Arc<MemSeries> {
+        Arc::new(MemSeries::new(r, Box::new([])))
+    }
+
+    #[test]
+    fn finds_inserted_and_trims_removed_ends() {
+        let mut t = ShardTable::default();
+        for k in 10..20 {
+            t.insert(k, series(k));
+        }
+        assert!(t.get(9).is_none());
+        assert_eq!(t.get(15).map(|s| s.r), Some(15));
+        assert!(t.get(20).is_none());
+        // Removing from the middle leaves a hole; from the ends trims.
+        t.remove(15);
+        assert!(t.get(15).is_none());
+        assert_eq!(t.slots.len(), 10);
+        for k in 10..15 {
+            t.remove(k);
+        }
+        assert_eq!(t.base, 16);
+        assert_eq!(t.slots.len(), 4);
+        t.remove(19);
+        assert_eq!(t.slots.len(), 3);
+        assert_eq!(t.values().count(), 3);
+        // Replay may bring an older reference back.
+        t.insert(3, series(3));
+        assert_eq!(t.base, 3);
+        assert_eq!(t.get(3).map(|s| s.r), Some(3));
+        assert_eq!(t.get(17).map(|s| s.r), Some(17));
+        // Emptying resets the base at the next insert.
+        for k in [3, 16, 17, 18] {
+            t.remove(k);
+        }
+        assert!(t.slots.is_empty());
+        t.insert(100, series(100));
+        assert_eq!(t.slots.len(), 1);
+        assert_eq!(t.get(100).map(|s| s.r), Some(100));
+    }
+}

@@ -297,3 +297,72 @@ notify:
     }
     h.shutdown().await;
 }
+
+/// Template files are read again on reload: a changed definition shows in
+/// the next message without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_reads_template_files_again() {
+    let hook = Recorder::start().await;
+    let tdir = tempfile::tempdir().unwrap();
+    let tmpl = tdir.path().join("team.tmpl");
+    std::fs::write(
+        &tmpl,
+        r#"{{ define "slack.default.title" }}first {{ .CommonLabels.alertname }}{{ end }}"#,
+    )
+    .unwrap();
+    let yaml = format!(
+        r##"global: {{scrape_interval: 1h}}
+scrape_configs: []
+notify:
+  templates: ["{}/*.tmpl"]
+  route:
+    receiver: chat
+    group_by: [alertname]
+    group_wait: 0s
+  receivers:
+    - name: chat
+      slack_configs:
+        - api_url: "{}"
+          channel: "#ops"
+"##,
+        tdir.path().display(),
+        hook.url("/slack")
+    );
+    let h = support::start(&yaml, None).await;
+    let title_of = |name: &'static str| {
+        let hook = &hook;
+        async move {
+            eventually(Duration::from_secs(10), "slack message", || async {
+                hook.seen().into_iter().find_map(|s| {
+                    let t = s.json()["attachments"][0]["title"].as_str()?.to_string();
+                    t.ends_with(name).then_some(t)
+                })
+            })
+            .await
+        }
+    };
+    let push = |name: &'static str| {
+        let (client, base) = (h.client.clone(), h.base.clone());
+        async move {
+            let r = client
+                .post(format!("{base}/api/v2/alerts"))
+                .json(&pushed_alert(name))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    push("Before").await;
+    assert_eq!(title_of("Before").await, "first Before");
+
+    std::fs::write(
+        &tmpl,
+        r#"{{ define "slack.default.title" }}second {{ .CommonLabels.alertname }}{{ end }}"#,
+    )
+    .unwrap();
+    h.app().reload().await.expect("reload succeeds");
+    push("After").await;
+    assert_eq!(title_of("After").await, "second After");
+    h.shutdown().await;
+}
