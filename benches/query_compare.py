@@ -197,6 +197,24 @@ def same_results(a, b):
     return True, ""
 
 
+def wait_counts(systems, promql, at, want, tries):
+    """Polls `promql` (a count) at time `at` on every system every 0.5 s
+    until all answer `want`; returns None then, or the last counts."""
+    counts = []
+    for _ in range(tries):
+        counts = []
+        for base in systems.values():
+            try:
+                _, r = query(base, "/api/v1/query", {"query": promql, "time": "%d" % at})
+                counts.append(float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0)
+            except Exception:
+                counts.append(0)
+        if all(c == want for c in counts):
+            return None
+        time.sleep(0.5)
+    return counts
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=10)
@@ -242,18 +260,8 @@ def main():
         # Both scrape step 0 until each has every target (Prometheus applies
         # discovery results after a few seconds); only then time moves, so
         # both hold the same samples from the first step on.
-        for _ in range(600):
-            counts = []
-            for base in systems.values():
-                try:
-                    _, r = query(base, "/api/v1/query", {"query": "count(x) + count(y)", "time": "%d" % (t0 + 1)})
-                    counts.append(float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0)
-                except Exception:
-                    counts.append(0)
-            if all(c == 110000 for c in counts):
-                break
-            time.sleep(0.5)
-        else:
+        counts = wait_counts(systems, "count(x) + count(y)", t0 + 1, 110000, 600)
+        if counts:
             raise SystemExit("systems did not ingest all series: %s" % counts)
         time.sleep(2)
         tg.start_clock()
@@ -273,18 +281,8 @@ def main():
         # A scrape request seen by the target is not yet a stored sample:
         # wait until both systems answer with every series' final sample.
         fresh = 'count(timestamp({__name__=~"x|y"}) >= %d)' % end_v
-        for _ in range(120):
-            counts = []
-            for base in systems.values():
-                try:
-                    _, r = query(base, "/api/v1/query", {"query": fresh, "time": "%d" % end_v})
-                    counts.append(float(r["data"]["result"][0]["value"][1]) if r["data"]["result"] else 0)
-                except Exception:
-                    counts.append(0)
-            if all(c == 110000 for c in counts):
-                break
-            time.sleep(0.5)
-        else:
+        counts = wait_counts(systems, fresh, end_v, 110000, 120)
+        if counts:
             print("warning: not every final sample stored: %s" % counts, flush=True)
         queries = [
             ("A instant sum by (job) (rate(x[5m])) over 100k series", "/api/v1/query",
