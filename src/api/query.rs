@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::ApiState;
 use super::prom::{Params, parse_time};
-use crate::model::{Labels, Timestamp, format_float};
+use crate::model::{Labels, Timestamp, write_float};
 use crate::promql::{EvalError, ExecOptions, Query, QueryResult, Value};
 
 /// Prometheus refuses range queries with more points per series than this.
@@ -264,9 +264,20 @@ fn write_time(out: &mut String, t: Timestamp) {
     let (secs, ms) = (abs / 1000, abs % 1000);
     let _ = write!(out, "{secs}");
     if ms != 0 {
-        let frac = format!("{ms:03}");
+        // Up to three decimals without trailing zeros, and no allocation:
+        // a range query writes a timestamp per point.
+        let digits = [ms / 100, ms / 10 % 10, ms % 10];
+        let keep = if ms % 100 == 0 {
+            1
+        } else if ms % 10 == 0 {
+            2
+        } else {
+            3
+        };
         out.push('.');
-        out.push_str(frac.trim_end_matches('0'));
+        for d in &digits[..keep] {
+            out.push(char::from(b'0' + *d as u8));
+        }
     }
 }
 
@@ -308,7 +319,7 @@ fn write_point(out: &mut String, t: Timestamp, v: f64) {
     out.push('[');
     write_time(out, t);
     out.push_str(",\"");
-    out.push_str(&format_float(v));
+    write_float(out, v);
     out.push_str("\"]");
 }
 
@@ -415,6 +426,9 @@ mod tests {
         assert_eq!(t(1_435_781_451_780), "1435781451.78");
         assert_eq!(t(1_000), "1");
         assert_eq!(t(-1_500), "-1.5");
+        assert_eq!(t(1_050), "1.05");
+        assert_eq!(t(1_005), "1.005");
+        assert_eq!(t(1_100), "1.1");
     }
 
     #[test]

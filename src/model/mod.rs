@@ -92,25 +92,42 @@ pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
 /// `+Inf`, `-Inf`, otherwise the shortest representation that round-trips,
 /// in plain notation, or in exponent notation below 1e-6 and from 1e21.
 pub fn format_float(v: f64) -> String {
+    let mut s = String::new();
+    write_float(&mut s, v);
+    s
+}
+
+/// [`format_float`] appended to `out`, without an allocation in the common
+/// case: a range query writes millions of values.
+pub fn write_float(out: &mut String, v: f64) {
+    use std::fmt::Write as _;
     if v.is_nan() {
-        return "NaN".to_string();
+        out.push_str("NaN");
+        return;
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+        out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+        return;
     }
     let abs = v.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        // Go prints e.g. 1e-05 and 1e+21: exponent with sign and two digits.
-        let s = format!("{v:e}");
-        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let (sign, digits) = match exp.strip_prefix('-') {
-            Some(d) => ('-', d),
-            None => ('+', exp),
-        };
-        return format!("{mant}e{sign}{digits:0>2}");
+        out.push_str(&format_exponent(v));
+        return;
     }
-    let s = format!("{v}");
-    if s == "-0" { "-0".to_string() } else { s }
+    // Rust's shortest round-trip digits are Go's 'f' with precision -1 in
+    // this range (`-0` included).
+    let _ = write!(out, "{v}");
+}
+
+/// Go prints e.g. 1e-05 and 1e+21: exponent with sign and two digits.
+fn format_exponent(v: f64) -> String {
+    let s = format!("{v:e}");
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let (sign, digits) = match exp.strip_prefix('-') {
+        Some(d) => ('-', d),
+        None => ('+', exp),
+    };
+    format!("{mant}e{sign}{digits:0>2}")
 }
 
 #[cfg(test)]
