@@ -65,23 +65,30 @@ class Targets:
         self.templates = {}
         self.cache = {}
         self.step = 0
-        self.served = set()           # (port, user agent) that got the current step
+        self.served = {}              # (port, user agent) -> times it got the current step
 
     def start_clock(self):
         self.real0 = time.time()
 
     def vstep(self):
         """The current virtual step. It advances with real time, but only
-        once every target has served the current step to both systems (told
-        apart by User-Agent): a system that falls behind under load holds
-        the clock instead of missing a sample, so both store the same data."""
+        once every target has served the current step twice to both systems
+        (told apart by User-Agent): a system that falls behind under load
+        holds the clock instead of missing a sample, so both store the same
+        data. Twice, because a served body is not a stored one: a scrape
+        that times out after the target answered loses its step, and the
+        second scrape of the same step (same timestamp, same value, so a
+        harmless duplicate) fills it in."""
         if self.real0 is None:
             return 0
         due = min(int((time.time() - self.real0) * SPEED // STEP), HISTORY // STEP)
-        if due > self.step and len(self.served) >= 2 * len(self.templates):
+        if due > self.step and self.all_served():
             self.step += 1
-            self.served = set()
+            self.served = {}
         return self.step
+
+    def all_served(self):
+        return len(self.served) >= 2 * len(self.templates) and min(self.served.values()) >= 2
 
     def body(self, port):
         metric, base, m = self.templates[port]
@@ -113,7 +120,7 @@ class Targets:
                         ua = h[11:].strip().split(b"/")[0].lower()
                 body = self.body(port)
                 if self.real0 is not None:
-                    self.served.add((port, ua))
+                    self.served[(port, ua)] = self.served.get((port, ua), 0) + 1
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %d\r\n\r\n" % len(body))
                 writer.write(body)
                 await writer.drain()
@@ -273,7 +280,7 @@ def main():
         else:
             raise SystemExit("history not built within --max-runtime")
         for _ in range(120):   # both scrape the final step
-            if len(tg.served) >= 2 * len(tg.templates):
+            if tg.all_served():
                 break
             time.sleep(0.5)
         end_v = t0 + (HISTORY // STEP) * STEP
