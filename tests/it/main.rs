@@ -22,6 +22,7 @@ mod notify_cli;
 mod notify_config;
 mod notify_interop;
 mod promql;
+mod push;
 mod query_api;
 mod restart;
 mod rules;
