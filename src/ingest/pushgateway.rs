@@ -975,3 +975,113 @@ fn decode_file(bytes: &[u8]) -> Result<BTreeMap<GroupingKey, Group>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::mem::MemStorage;
+
+    fn key(pairs: &[(&str, &str)]) -> GroupingKey {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn grouping_keys_like_pushgateway() {
+        let ok = |p: &str| parse_grouping_key(p).unwrap();
+        assert_eq!(ok("job/a"), key(&[("job", "a")]));
+        assert_eq!(ok("job/a/"), key(&[("job", "a")]));
+        assert_eq!(
+            ok("job/a/instance/i/zone/z"),
+            key(&[("job", "a"), ("instance", "i"), ("zone", "z")])
+        );
+        // URL-safe base64, padding optional; `=` is the empty value.
+        assert_eq!(
+            ok("job@base64/Zm9vL2Jhcg==/x@base64/="),
+            key(&[("job", "foo/bar"), ("x", "")])
+        );
+        assert_eq!(ok("job/a%2Fb"), key(&[("job", "a/b")]));
+        // The last of two equal names wins, as in Pushgateway.
+        assert_eq!(ok("job/a/x/1/x/2"), key(&[("job", "a"), ("x", "2")]));
+        let err = |p: &str| parse_grouping_key(p).unwrap_err().to_string();
+        assert!(err("instance/i").contains("must start with /metrics/job/"));
+        assert!(err("job/a/x").contains("odd number of components"));
+        assert!(err("job/a/1x/v").contains("improper label name \"1x\""));
+        assert!(err("job/a/__x/v").contains("improper label name \"__x\""));
+        assert!(err("job@base64/=").contains("job name is required"));
+        assert!(err("job@base64/%%").contains("bad percent-encoding"));
+        assert!(err("job@base64/_w").contains("invalid base64 encoding"));
+    }
+
+    #[test]
+    fn sample_names_find_their_declared_family() {
+        let types: HashMap<String, String> = [
+            ("h", "histogram"),
+            ("s", "summary"),
+            ("c", "counter"),
+            ("g", "gauge"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        for (sample, family) in [
+            ("h_bucket", "h"),
+            ("h_sum", "h"),
+            ("s_count", "s"),
+            ("c_total", "c"),
+            ("c", "c"),
+            ("g_sum", "g_sum"),
+            ("other_total", "other_total"),
+        ] {
+            assert_eq!(family_of(sample, &types), family, "{sample}");
+        }
+    }
+
+    #[test]
+    fn the_group_file_round_trips_and_a_damaged_one_is_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let st: Arc<dyn Storage> = Arc::new(MemStorage::new());
+        let store = PushStore::open(dir.path(), st.clone(), PushMetrics::default()).unwrap();
+        let k = key(&[("job", "j")]);
+        let limits = PushConfig::default();
+        let body = b"# TYPE v gauge\n# HELP v The value.\nv{a=\"b\"} NaN\nw +Inf\n";
+        let req = PushRequest {
+            key: &k,
+            mode: PushMode::Replace,
+            body,
+            format: Format::PrometheusText,
+            limits: &limits,
+        };
+        store.push(req, 5_000).unwrap();
+        let before = lock(&store.groups).clone();
+        drop(store);
+        let again = PushStore::open(dir.path(), st.clone(), PushMetrics::default()).unwrap();
+        let after = lock(&again.groups).clone();
+        // NaN != NaN: compare the file encodings instead.
+        assert_eq!(
+            encode_groups(&before).unwrap(),
+            encode_groups(&after).unwrap()
+        );
+        assert_eq!(after[&k].families["v"].help, "The value.");
+        drop(again);
+
+        let file = dir.path().join("groups.json");
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 1;
+        std::fs::write(&file, &bytes).unwrap();
+        let damaged = PushStore::open(dir.path(), st, PushMetrics::default()).unwrap();
+        assert_eq!(damaged.group_count(), 0);
+        assert_eq!(
+            std::fs::read(dir.path().join("groups.json.corrupt")).unwrap(),
+            bytes
+        );
+        assert!(
+            decode_file(&bytes)
+                .unwrap_err()
+                .contains("checksum mismatch")
+        );
+    }
+}

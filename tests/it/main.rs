@@ -17,6 +17,7 @@ mod cli;
 mod config;
 mod exposition;
 mod interop;
+mod interop_push;
 mod notify_app;
 mod notify_cli;
 mod notify_config;
