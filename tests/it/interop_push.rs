@@ -131,15 +131,7 @@ async fn prometheus_remote_writes_into_watchpost() {
             .unwrap()
             .starts_with("2.42")
     );
-    let m = h
-        .client
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = h.get_text("/metrics").await;
     assert!(
         m.contains("watchpost_push_requests_accepted_total{api=\"remote_write\"}"),
         "remote-write requests not counted"

@@ -459,7 +459,7 @@ async fn pushes_are_bounded() {
         200
     );
 
-    let m = send(&h, "GET", "/metrics", "", None).await.1;
+    let m = h.get_text("/metrics").await;
     for want in [
         "watchpost_push_requests_rejected_total{api=\"pushgateway\",reason=\"too_large\"} 1",
         "watchpost_push_requests_rejected_total{api=\"pushgateway\",reason=\"limit_exceeded\"} 3",

@@ -173,6 +173,17 @@ impl Harness {
         r.json().await.unwrap()
     }
 
+    /// The body of a GET of `path` (e.g. `/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = self
+            .client
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(a) = self.app.take() {
             a.shutdown().await;
