@@ -498,17 +498,17 @@ async fn push_flush(
     cancel: CancellationToken,
 ) {
     loop {
-        let st = store.clone();
-        let now = crate::model::timestamp_of(SystemTime::now());
-        if let Err(e) = tokio::task::spawn_blocking(move || st.flush(now)).await {
-            tracing::error!(error = %e, "re-appending pushed groups panicked");
+        let cfg = config.read().unwrap_or_else(|e| e.into_inner()).clone();
+        // With the API switched off, pushed groups stay on disk but are no
+        // longer served, so their series end as unscraped ones do.
+        if cfg.push.pushgateway {
+            let st = store.clone();
+            let now = crate::model::timestamp_of(SystemTime::now());
+            if let Err(e) = tokio::task::spawn_blocking(move || st.flush(now)).await {
+                tracing::error!(error = %e, "re-appending pushed groups panicked");
+            }
         }
-        let every = config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .global
-            .scrape_interval
-            .max(Duration::from_secs(1));
+        let every = cfg.global.scrape_interval.max(Duration::from_secs(1));
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(every) => {}

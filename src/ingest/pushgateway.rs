@@ -15,8 +15,9 @@
 //! - a body that does not parse is refused with its line and column and
 //!   changes nothing; a body that parses but is invalid (timestamps, a
 //!   family whose type differs from the same family in another group, a
-//!   series twice, a bound exceeded) changes nothing but the group's
-//!   `push_failure_time_seconds`.
+//!   series twice, more than `max_series_per_group`) changes nothing but
+//!   the group's `push_failure_time_seconds`; a push over a per-request
+//!   bound (body size, samples, number of groups) changes nothing at all.
 //!
 //! Storage sees every group as Prometheus scraping a Pushgateway would:
 //! each group's current samples are appended at the push and again on

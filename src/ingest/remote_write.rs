@@ -106,21 +106,15 @@ pub fn decode(
         )));
     }
     let max = limits.max_request_bytes;
-    let len = snap::raw::decompress_len(body).map_err(|e| {
-        RemoteWriteError::Decode(format!(
-            "snappy: {e}: the body must be snappy block format (not framed), as remote write 1.0 sends it"
-        ))
-    })?;
+    let len = snap::raw::decompress_len(body).map_err(snappy_error)?;
     if len as u64 > max {
         return Err(RemoteWriteError::TooLarge(format!(
             "the decompressed request is {len} bytes, more than push.max_request_bytes ({max}): send smaller batches (remote_write queue_config.max_samples_per_send) or raise the limit"
         )));
     }
-    let raw = snap::raw::Decoder::new().decompress_vec(body).map_err(|e| {
-        RemoteWriteError::Decode(format!(
-            "snappy: {e}: the body must be snappy block format (not framed), as remote write 1.0 sends it"
-        ))
-    })?;
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(snappy_error)?;
     let req = <WriteRequest as prost::Message>::decode(raw.as_slice()).map_err(|e| {
         RemoteWriteError::Decode(format!(
             "protobuf: {e}: the body must be a prometheus.WriteRequest (remote write 1.0)"
@@ -134,6 +128,15 @@ pub fn decode(
         )));
     }
     Ok(req)
+}
+
+fn snappy_error(e: snap::Error) -> RemoteWriteError {
+    // snap's messages already start with "snappy: ".
+    let e = e.to_string();
+    let e = e.strip_prefix("snappy: ").unwrap_or(&e);
+    RemoteWriteError::Decode(format!(
+        "snappy: {e}: the body must be snappy block format (not framed), as remote write 1.0 sends it"
+    ))
 }
 
 /// Checks every series' labels and builds them; the first bad one refuses
