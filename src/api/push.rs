@@ -9,15 +9,16 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
 use super::ApiState;
 use crate::config::PushConfig;
 use crate::ingest::pushgateway::PushRequest;
-use crate::ingest::{GroupingKey, PushError, PushIngest, PushMode, RemoteWriteError, remote_write};
-use crate::scrape::parse::Format;
+use crate::ingest::{
+    BodyFormat, GroupingKey, PushError, PushIngest, PushMode, RemoteWriteError, remote_write,
+};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -125,20 +126,22 @@ async fn push(State(st): State<ApiState>, req: Request) -> Response {
     } else {
         PushMode::Merge
     };
-    let ct = content_type(req.headers());
-    if ct
-        .as_deref()
-        .is_some_and(|c| c.starts_with("application/vnd.google.protobuf"))
-    {
-        return reject(
-            &st,
-            "pushgateway",
-            "unsupported_media_type",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "protobuf push bodies are not supported: push Prometheus text 0.0.4 (or OpenMetrics text)".to_string(),
-        );
-    }
-    let format = Format::from_content_type(ct.as_deref());
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let format = match BodyFormat::from_content_type(ct) {
+        Ok(f) => f,
+        Err(msg) => {
+            return reject(
+                &st,
+                "pushgateway",
+                "unsupported_media_type",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                msg,
+            );
+        }
+    };
     let body = match read_body(req, limits.max_request_bytes).await {
         Ok(b) => b,
         Err(msg) => {
@@ -179,12 +182,6 @@ fn push_status(e: &PushError) -> StatusCode {
         PushError::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
-}
-
-fn content_type(h: &HeaderMap) -> Option<String> {
-    h.get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_ascii_lowercase())
 }
 
 async fn delete(State(st): State<ApiState>, req: Request) -> Response {

@@ -1,5 +1,6 @@
 //! The push side of ingestion: the Pushgateway API ([`pushgateway`]) and
-//! the Prometheus remote-write receiver ([`remote_write`]).
+//! the Prometheus remote-write receiver ([`remote_write`]); push bodies in
+//! the protobuf exposition format are decoded by [`metric_family`].
 //!
 //! Place on the data path: beside `scrape`, a writer into storage that
 //! sees it only through [`crate::storage::Appender`]. Pushed groups are
@@ -10,12 +11,13 @@
 //! timestamps they arrive with. The HTTP edge (`api`) decodes requests into
 //! calls on these types; no HTTP type appears here.
 
+pub mod metric_family;
 pub mod pushgateway;
 pub mod remote_write;
 
 use std::sync::Arc;
 
-pub use pushgateway::{GroupingKey, PushError, PushMode, PushStore};
+pub use pushgateway::{BodyFormat, GroupingKey, PushError, PushMode, PushStore};
 pub use remote_write::{RemoteWriteError, WriteSummary};
 
 /// What the HTTP edge needs for push ingestion. Whether each endpoint is

@@ -27,6 +27,7 @@
 //! path: a checksummed header line and JSON, written to a temporary file,
 //! fsync'd and renamed over the old one before a push is acknowledged.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -73,6 +74,11 @@ pub enum PushError {
         #[source]
         source: ParseError,
     },
+    /// The protobuf body does not decode.
+    #[error(
+        "protobuf body (delimited io.prometheus.client.MetricFamily): {0}: fix the pusher, or push the text format"
+    )]
+    Protobuf(String),
     /// The body parsed but cannot be stored.
     #[error("pushed metrics are invalid or inconsistent with existing metrics: {0}")]
     Invalid(String),
@@ -89,7 +95,7 @@ impl PushError {
     pub fn reason(&self) -> &'static str {
         match self {
             PushError::BadUrl(_) => "bad_url",
-            PushError::Parse { .. } => "parse_error",
+            PushError::Parse { .. } | PushError::Protobuf(_) => "parse_error",
             PushError::Invalid(_) => "invalid",
             PushError::Limit(_) => "limit_exceeded",
             PushError::Persist(_) => "persist_failed",
@@ -277,13 +283,56 @@ pub enum PushMode {
     Merge,
 }
 
+/// The format of a push body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    Text(Format),
+    /// Length-delimited protobuf `MetricFamily` messages.
+    Protobuf,
+}
+
+impl BodyFormat {
+    /// The format a Content-Type names, as Pushgateway picks it: delimited
+    /// protobuf `MetricFamily` messages, OpenMetrics, or else Prometheus
+    /// text. Another protobuf encoding is refused (the message says why).
+    pub fn from_content_type(ct: Option<&str>) -> Result<BodyFormat, String> {
+        let Some(ct) = ct else {
+            return Ok(BodyFormat::Text(Format::PrometheusText));
+        };
+        let mut parts = ct.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        if !media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+            return Ok(BodyFormat::Text(Format::from_content_type(Some(ct))));
+        }
+        let mut proto = "";
+        let mut encoding = "";
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                let v = v.trim().trim_matches('"');
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "proto" => proto = v,
+                    "encoding" => encoding = v,
+                    _ => {}
+                }
+            }
+        }
+        if proto == "io.prometheus.client.MetricFamily" && encoding == "delimited" {
+            Ok(BodyFormat::Protobuf)
+        } else {
+            Err(format!(
+                "Content-Type {ct:?} is not supported: push protobuf as proto=io.prometheus.client.MetricFamily; encoding=delimited, or the text format"
+            ))
+        }
+    }
+}
+
 /// One push: the group, how it changes, and the body.
 #[derive(Debug, Clone, Copy)]
 pub struct PushRequest<'a> {
     pub key: &'a GroupingKey,
     pub mode: PushMode,
     pub body: &'a [u8],
-    pub format: Format,
+    pub format: BodyFormat,
     pub limits: &'a PushConfig,
 }
 
@@ -688,22 +737,113 @@ fn parse_value(s: &str) -> Option<f64> {
 /// inner one: an invalid push, which sets the failure time).
 type ParsedBody = Result<BTreeMap<String, PushedFamily>, PushError>;
 
+/// Collects a body's samples into families, applying the grouping labels
+/// and the per-request sample bound.
+struct Collector<'a> {
+    key: &'a GroupingKey,
+    limits: &'a PushConfig,
+    now: Timestamp,
+    families: BTreeMap<String, PushedFamily>,
+    count: u64,
+}
+
+impl Collector<'_> {
+    fn add<'s>(
+        &mut self,
+        family: &str,
+        kind: &str,
+        help: &str,
+        name: &str,
+        labels: impl Iterator<Item = (Cow<'s, str>, Cow<'s, str>)>,
+        value: f64,
+    ) -> Result<(), PushError> {
+        self.count += 1;
+        if self.count > self.limits.max_samples_per_request {
+            return Err(PushError::Limit(format!(
+                "the push has more than push.max_samples_per_request ({}) samples: split it or raise the limit",
+                self.limits.max_samples_per_request
+            )));
+        }
+        // Pushgateway sets these two itself; pushed ones are overridden.
+        if family == PUSH_TIME || family == PUSH_FAILURE_TIME {
+            return Ok(());
+        }
+        // Grouping labels come last: they override pushed ones.
+        let labels = Labels::from_pairs(
+            std::iter::once((crate::model::METRIC_NAME.to_string(), name.to_string()))
+                .chain(labels.map(|(k, v)| (k.into_owned(), v.into_owned())))
+                .chain(self.key.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        );
+        let now = self.now;
+        let entry = self
+            .families
+            .entry(family.to_string())
+            .or_insert_with(|| PushedFamily {
+                kind: kind.to_string(),
+                help: help.to_string(),
+                pushed_at: now,
+                samples: Vec::new(),
+            });
+        entry.samples.push(StoredSample { labels, value });
+        Ok(())
+    }
+}
+
 fn parse_body(
     body: &[u8],
-    format: Format,
+    format: BodyFormat,
     key: &GroupingKey,
     limits: &PushConfig,
     now: Timestamp,
 ) -> Result<ParsedBody, PushError> {
+    let mut c = Collector {
+        key,
+        limits,
+        now,
+        families: BTreeMap::new(),
+        count: 0,
+    };
+    let timestamped = match format {
+        BodyFormat::Protobuf => {
+            let fams = super::metric_family::decode_delimited(body).map_err(PushError::Protobuf)?;
+            let mut timestamped = None;
+            for f in fams {
+                if f.timestamped && timestamped.is_none() {
+                    timestamped = Some(f.name.clone());
+                }
+                for (name, labels, v) in &f.samples {
+                    let labels = labels
+                        .iter()
+                        .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())));
+                    c.add(&f.name, f.kind, &f.help, name, labels, *v)?;
+                }
+            }
+            timestamped
+        }
+        BodyFormat::Text(format) => parse_text(&mut c, body, format)?,
+    };
+    if let Some(name) = timestamped {
+        return Ok(Err(PushError::Invalid(format!(
+            "pushed metrics must not have timestamps (sample {name:?} has one): remove it, the push time is recorded in push_time_seconds"
+        ))));
+    }
+    Ok(Ok(c.families))
+}
+
+/// Parses a text body into `c`; returns the name of a timestamped sample,
+/// if any.
+fn parse_text(
+    c: &mut Collector<'_>,
+    body: &[u8],
+    format: Format,
+) -> Result<Option<String>, PushError> {
     let (types, helps) = declared_families(body);
     let mut parser = Parser::new(body, format);
-    let mut families: BTreeMap<String, PushedFamily> = BTreeMap::new();
-    let mut count = 0u64;
     let mut timestamped: Option<String> = None;
     loop {
         let s = match parser.next_sample() {
             Ok(Some(s)) => s,
-            Ok(None) => break,
+            Ok(None) => return Ok(timestamped),
             Err(source) => {
                 return Err(PushError::Parse {
                     format: match format {
@@ -714,57 +854,15 @@ fn parse_body(
                 });
             }
         };
-        count += 1;
-        if count > limits.max_samples_per_request {
-            return Err(PushError::Limit(format!(
-                "the push has more than push.max_samples_per_request ({}) samples: split it or raise the limit",
-                limits.max_samples_per_request
-            )));
-        }
         let name = s.metric_name();
         if s.timestamp_ms.is_some() && timestamped.is_none() {
             timestamped = Some(name.to_string());
         }
         let family = family_of(&name, &types);
-        // Pushgateway sets these two itself; pushed ones are overridden.
-        if family == PUSH_TIME || family == PUSH_FAILURE_TIME {
-            continue;
-        }
-        let labels = Labels::from_pairs(
-            std::iter::once((
-                std::borrow::Cow::Borrowed(crate::model::METRIC_NAME),
-                name.clone(),
-            ))
-            .chain(s.labels())
-            .chain(key.iter().map(|(k, v)| {
-                (
-                    std::borrow::Cow::Borrowed(k.as_str()),
-                    std::borrow::Cow::Borrowed(v.as_str()),
-                )
-            })),
-        );
-        let entry = families
-            .entry(family.clone())
-            .or_insert_with(|| PushedFamily {
-                kind: types
-                    .get(&family)
-                    .cloned()
-                    .unwrap_or_else(|| "untyped".to_string()),
-                help: helps.get(&family).cloned().unwrap_or_default(),
-                pushed_at: now,
-                samples: Vec::new(),
-            });
-        entry.samples.push(StoredSample {
-            labels,
-            value: s.value,
-        });
+        let kind = types.get(&family).map_or("untyped", String::as_str);
+        let help = helps.get(&family).map_or("", String::as_str);
+        c.add(&family, kind, help, &name, s.labels(), s.value)?;
     }
-    if let Some(name) = timestamped {
-        return Ok(Err(PushError::Invalid(format!(
-            "pushed metrics must not have timestamps (sample {name:?} has one): remove it, the push time is recorded in push_time_seconds"
-        ))));
-    }
-    Ok(Ok(families))
 }
 
 /// The families a body declares with `# TYPE` and `# HELP`, by name. The
@@ -1052,7 +1150,7 @@ mod tests {
             key: &k,
             mode: PushMode::Replace,
             body,
-            format: Format::PrometheusText,
+            format: BodyFormat::Text(Format::PrometheusText),
             limits: &limits,
         };
         store.push(req, 5_000).unwrap();

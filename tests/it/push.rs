@@ -583,32 +583,103 @@ async fn a_push_wakes_on_scrape_rule_groups() {
     h.shutdown().await;
 }
 
+/// Protobuf wire format by hand, independent of the prost structs under
+/// test.
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A length-delimited field.
+fn field(tag: u64, bytes: &[u8], out: &mut Vec<u8>) {
+    varint(tag << 3 | 2, out);
+    varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+/// A `Label`/`LabelPair` message: name in field 1, value in field 2.
+fn label_pair(name: &str, value: &str) -> Vec<u8> {
+    let mut l = Vec::new();
+    field(1, name.as_bytes(), &mut l);
+    field(2, value.as_bytes(), &mut l);
+    l
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_pushes_as_client_golang_sends_them() {
+    let h = support::start(ENABLED, None).await;
+    // MetricFamily{name: "jobs_processed_total", help, type: COUNTER,
+    // metric: [{label: [{queue, mail}], counter: {value: 42}}]},
+    // length-delimited, as client_golang's push package sends it.
+    let mut metric = Vec::new();
+    field(1, &label_pair("queue", "mail"), &mut metric);
+    let mut counter = vec![0x09];
+    counter.extend_from_slice(&42.0f64.to_le_bytes());
+    field(3, &counter, &mut metric);
+    let mut family = Vec::new();
+    field(1, b"jobs_processed_total", &mut family);
+    field(2, b"Jobs processed.", &mut family);
+    family.extend_from_slice(&[0x18, 0x00]); // type: COUNTER
+    field(4, &metric, &mut family);
+    let mut body = Vec::new();
+    varint(family.len() as u64, &mut body);
+    body.extend_from_slice(&family);
+    let put = |body: Vec<u8>, ct: &'static str| {
+        h.client
+            .put(format!("{}/metrics/job/worker", h.base))
+            .header("Content-Type", ct)
+            .body(body)
+            .send()
+    };
+    let delimited = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+    let r = put(body.clone(), delimited).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let g = group(&h, &[("job", "worker")]).await.unwrap();
+    assert_eq!(
+        samples(&g),
+        ["jobs_processed_total{job=worker,queue=mail} 42"]
+    );
+    assert_eq!(g["jobs_processed_total"]["type"], "COUNTER");
+    assert_eq!(g["jobs_processed_total"]["help"], "Jobs processed.");
+    let r = query(&h, "jobs_processed_total").await;
+    assert_eq!((r.len(), r[0].1.as_str()), (1, "42"));
+
+    // A cut-off message is a 400 naming the family; nothing changes.
+    let r = put(body[..body.len() - 3].to_vec(), delimited)
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("metric family #1"));
+    let g = group(&h, &[("job", "worker")]).await.unwrap();
+    assert_eq!(
+        samples(&g),
+        ["jobs_processed_total{job=worker,queue=mail} 42"]
+    );
+    // Other protobuf encodings are refused with 415.
+    let r = put(
+        body,
+        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    h.shutdown().await;
+}
+
 /// A remote-write 1.0 request built by hand: protobuf wire format, then
 /// snappy block compression.
 /// One series of a request: its labels and its (timestamp ms, value) samples.
 type Series<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
 
 fn write_request(series: &[Series<'_>]) -> Vec<u8> {
-    fn varint(mut v: u64, out: &mut Vec<u8>) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-    fn field(tag: u64, bytes: &[u8], out: &mut Vec<u8>) {
-        varint(tag << 3 | 2, out);
-        varint(bytes.len() as u64, out);
-        out.extend_from_slice(bytes);
-    }
     let mut req = Vec::new();
     for (labels, samples) in series {
         let mut ts = Vec::new();
         for (n, v) in *labels {
-            let mut l = Vec::new();
-            field(1, n.as_bytes(), &mut l);
-            field(2, v.as_bytes(), &mut l);
-            field(1, &l, &mut ts);
+            field(1, &label_pair(n, v), &mut ts);
         }
         for (t, v) in *samples {
             let mut s = vec![0x09]; // field 1, fixed64: the value
