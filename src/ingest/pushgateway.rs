@@ -31,6 +31,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine as _;
@@ -346,6 +347,12 @@ pub struct PushStore {
     /// A std mutex: every caller runs on a blocking thread.
     groups: Mutex<BTreeMap<GroupingKey, Group>>,
     hook: Mutex<Option<ScrapeHook>>,
+    /// Timestamp of the last append; only changed with `groups` locked.
+    /// Callers read the clock before they get the lock, so a push can reach
+    /// it after a flush that read a later time; appending at or after the
+    /// last time keeps the push's samples from being refused as out of
+    /// order.
+    last_append: AtomicI64,
 }
 
 impl std::fmt::Debug for PushStore {
@@ -388,6 +395,7 @@ impl PushStore {
             file,
             groups: Mutex::new(groups),
             hook: Mutex::new(None),
+            last_append: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -421,6 +429,7 @@ impl PushStore {
         // group as it was, failure time included (as Pushgateway).
         let parsed = parse_body(body, format, key, limits, now)?;
         let mut groups = lock(&self.groups);
+        let now = self.append_time(now);
         let existing = groups.get(key).cloned();
         if existing.is_none() && groups.len() as u64 >= limits.max_groups {
             return Err(PushError::Limit(format!(
@@ -505,6 +514,7 @@ impl PushStore {
     pub fn delete(&self, key: &GroupingKey, now: Timestamp) -> Result<(), PushError> {
         let result = (|| {
             let mut groups = lock(&self.groups);
+            let now = self.append_time(now);
             let Some(old) = groups.remove(key) else {
                 return Ok(());
             };
@@ -532,6 +542,7 @@ impl PushStore {
         if groups.is_empty() {
             return;
         }
+        let now = self.append_time(now);
         let mut samples = Vec::new();
         let mut by_job: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for g in groups.values() {
@@ -548,6 +559,14 @@ impl PushStore {
             names.dedup();
             self.notify(job, now, names);
         }
+    }
+
+    /// `now`, or just after the last append when that is later. Call with
+    /// `groups` locked.
+    fn append_time(&self, now: Timestamp) -> Timestamp {
+        let t = now.max(self.last_append.load(Ordering::Relaxed).saturating_add(1));
+        self.last_append.store(t, Ordering::Relaxed);
+        t
     }
 
     fn notify(&self, job: String, now: Timestamp, names: Vec<String>) {
@@ -1182,5 +1201,37 @@ mod tests {
                 .unwrap_err()
                 .contains("checksum mismatch")
         );
+    }
+
+    #[test]
+    fn a_push_that_read_the_clock_before_a_flush_is_still_stored() {
+        use crate::storage::Queryable;
+        let dir = tempfile::tempdir().unwrap();
+        let st = Arc::new(MemStorage::new());
+        let store = PushStore::open(dir.path(), st.clone(), PushMetrics::default()).unwrap();
+        let k = key(&[("job", "j")]);
+        let limits = PushConfig::default();
+        let push = |body: &'static [u8], now| {
+            let req = PushRequest {
+                key: &k,
+                mode: PushMode::Replace,
+                body,
+                format: BodyFormat::Text(Format::PrometheusText),
+                limits: &limits,
+            };
+            store.push(req, now).unwrap();
+        };
+        push(b"v 1\n", 50);
+        store.flush(200);
+        // This push read the clock (100) before the flush took the lock.
+        push(b"v 2\n", 100);
+        let m = crate::model::Matcher::new(crate::model::MatchOp::Equal, "__name__", "v").unwrap();
+        let got: Vec<(i64, f64)> = st
+            .select(&[m], i64::MIN, i64::MAX)
+            .unwrap()
+            .into_iter()
+            .flat_map(|s| s.samples.map(|s| (s.t, s.v)))
+            .collect();
+        assert_eq!(got, vec![(50, 1.0), (200, 1.0), (201, 2.0)]);
     }
 }
