@@ -1106,6 +1106,19 @@ mod tests {
             .collect()
     }
 
+    /// A PUT of a text body with the default limits.
+    fn put(store: &PushStore, k: &GroupingKey, body: &[u8], now: Timestamp) {
+        let limits = PushConfig::default();
+        let req = PushRequest {
+            key: k,
+            mode: PushMode::Replace,
+            body,
+            format: BodyFormat::Text(Format::PrometheusText),
+            limits: &limits,
+        };
+        store.push(req, now).unwrap();
+    }
+
     #[test]
     fn grouping_keys_like_pushgateway() {
         let ok = |p: &str| parse_grouping_key(p).unwrap();
@@ -1163,16 +1176,8 @@ mod tests {
         let st: Arc<dyn Storage> = Arc::new(MemStorage::new());
         let store = PushStore::open(dir.path(), st.clone(), PushMetrics::default()).unwrap();
         let k = key(&[("job", "j")]);
-        let limits = PushConfig::default();
         let body = b"# TYPE v gauge\n# HELP v The value.\nv{a=\"b\"} NaN\nw +Inf\n";
-        let req = PushRequest {
-            key: &k,
-            mode: PushMode::Replace,
-            body,
-            format: BodyFormat::Text(Format::PrometheusText),
-            limits: &limits,
-        };
-        store.push(req, 5_000).unwrap();
+        put(&store, &k, body, 5_000);
         let before = lock(&store.groups).clone();
         drop(store);
         let again = PushStore::open(dir.path(), st.clone(), PushMetrics::default()).unwrap();
@@ -1210,21 +1215,10 @@ mod tests {
         let st = Arc::new(MemStorage::new());
         let store = PushStore::open(dir.path(), st.clone(), PushMetrics::default()).unwrap();
         let k = key(&[("job", "j")]);
-        let limits = PushConfig::default();
-        let push = |body: &'static [u8], now| {
-            let req = PushRequest {
-                key: &k,
-                mode: PushMode::Replace,
-                body,
-                format: BodyFormat::Text(Format::PrometheusText),
-                limits: &limits,
-            };
-            store.push(req, now).unwrap();
-        };
-        push(b"v 1\n", 50);
+        put(&store, &k, b"v 1\n", 50);
         store.flush(200);
         // This push read the clock (100) before the flush took the lock.
-        push(b"v 2\n", 100);
+        put(&store, &k, b"v 2\n", 100);
         let m = crate::model::Matcher::new(crate::model::MatchOp::Equal, "__name__", "v").unwrap();
         let got: Vec<(i64, f64)> = st
             .select(&[m], i64::MIN, i64::MAX)
