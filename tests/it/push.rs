@@ -128,6 +128,48 @@ async fn disabled_endpoints_answer_404_naming_the_switch() {
     h.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_endpoints_require_the_web_config_users() {
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    let web = format!("basic_auth_users:\n  alice: {hash}\n");
+    let h = support::start(
+        "push: {pushgateway: true, remote_write: true}\n",
+        Some(&web),
+    )
+    .await;
+    for (method, path) in [
+        ("PUT", "/metrics/job/a"),
+        ("DELETE", "/metrics/job/a"),
+        ("GET", "/api/v1/metrics"),
+        ("POST", "/api/v1/write"),
+    ] {
+        let (s, _) = send(&h, method, path, "x 1\n", None).await;
+        assert_eq!(s, 401, "{method} {path}");
+    }
+    // The refused PUT stored nothing.
+    let v: Value = h
+        .client
+        .get(format!("{}/api/v1/metrics", h.base))
+        .basic_auth("alice", Some("pw"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"], serde_json::json!([]));
+    let r = h
+        .client
+        .put(format!("{}/metrics/job/a", h.base))
+        .basic_auth("alice", Some("pw"))
+        .body("x 1\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    h.shutdown().await;
+}
+
 /// One step of the table: a request, its status, and the state of one
 /// group afterwards (`None`: the group must not exist).
 struct Step {
