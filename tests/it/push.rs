@@ -354,6 +354,17 @@ const STEPS: &[Step] = &[
         group: &[("job", "a")],
         samples: None,
     },
+    // An empty PUT empties the group but keeps it (unlike DELETE).
+    Step {
+        method: "PUT",
+        path: "/metrics/job/batch",
+        content_type: None,
+        body: "",
+        status: 200,
+        says: "",
+        group: &[("job", "batch")],
+        samples: Some(&[]),
+    },
     // DELETE removes the group (202, as Pushgateway), also when absent.
     Step {
         method: "DELETE",
