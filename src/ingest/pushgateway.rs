@@ -452,15 +452,10 @@ impl PushStore {
             let mut failed = existing.unwrap_or_else(|| Group::new(key.clone(), now));
             failed.push_failure_time = now as f64 / 1000.0;
             failed.changed_at = now;
-            let samples = [(
-                failed.key_labels(PUSH_FAILURE_TIME),
-                failed.push_failure_time,
-            )];
-            if self
-                .commit_group(&mut groups, failed, Vec::new(), now)
-                .is_ok()
-            {
-                self.append(&samples, now);
+            // A failed write of the failure time is logged; the push's own
+            // error is the one to report.
+            if let Err(pe) = self.commit_group(&mut groups, failed, Vec::new(), now) {
+                tracing::error!(error = %pe, "recording push_failure_time_seconds failed");
             }
             return Err(e);
         }
