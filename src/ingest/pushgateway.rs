@@ -504,8 +504,8 @@ impl PushStore {
         Ok(())
     }
 
-    /// Removes the group `key` (absent is fine, as in Pushgateway) and
-    /// marks its series stale. Blocking.
+    /// Removes the group `key` (absent is fine, as in Pushgateway), marks
+    /// its series stale and wakes the rule groups that read them. Blocking.
     pub fn delete(&self, key: &GroupingKey, now: Timestamp) -> Result<(), PushError> {
         let result = (|| {
             let mut groups = lock(&self.groups);
@@ -524,6 +524,13 @@ impl PushStore {
                 .map(|(l, _)| (l, stale_nan()))
                 .collect();
             self.append(&stale, now);
+            drop(groups);
+            // Rules over the group's metrics see them end at once.
+            self.notify(
+                key.get("job").cloned().unwrap_or_default(),
+                now,
+                old.metric_names(),
+            );
             Ok(())
         })();
         self.count(&result);

@@ -593,7 +593,7 @@ async fn pushed_groups_are_queryable_survive_a_restart_and_go_stale_on_delete() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_wakes_on_scrape_rule_groups() {
+async fn pushes_and_deletes_wake_on_scrape_rule_groups() {
     let rules = tempfile::tempdir().unwrap();
     let file = rules.path().join("push.yml");
     // An interval long enough that only the push can trigger evaluation.
@@ -630,6 +630,21 @@ async fn a_push_wakes_on_scrape_rule_groups() {
             .unwrap()
             .iter()
             .any(|a| a["labels"]["alertname"] == "BatchFailed" && a["labels"]["job"] == "etl")
+            .then_some(())
+    })
+    .await;
+    // Deleting the group ends the series and wakes the group again: the
+    // alert resolves without waiting for the 1h interval.
+    assert_eq!(
+        send(&h, "DELETE", "/metrics/job/etl", "", None).await.0,
+        202
+    );
+    eventually(Duration::from_secs(10), "BatchFailed resolved", || async {
+        let v = h.get_json("/api/v1/alerts").await;
+        v["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
             .then_some(())
     })
     .await;
