@@ -35,6 +35,7 @@ pub use alerts::AlertSink;
 use crate::api::{self, ApiState, Authenticator, ReloadFailed, ReloadRequest};
 use crate::config::notify::NotifyConfig;
 use crate::config::{self, Config, ConfigError};
+use crate::ingest::{PushIngest, PushStore};
 use crate::model::Alert;
 use crate::notify::{NotifyError, NotifyManager, NotifyOptions};
 use crate::promql::{Engine, EngineOptions};
@@ -65,6 +66,9 @@ pub struct Options {
     /// precedes it (`--storage.refuse-on-corruption`).
     pub refuse_on_corruption: bool,
     pub web_config_file: Option<PathBuf>,
+    /// `--web.enable-remote-write-receiver`: serve `/api/v1/write` whatever
+    /// `push.remote_write` says.
+    pub enable_remote_write_receiver: bool,
     /// PromQL engine limits (`--query.*` flags).
     pub query: EngineOptions,
     /// Where rule evaluation's alerts go; the notification pipeline when
@@ -82,6 +86,7 @@ impl Options {
             wal_sync: WalSync::default(),
             refuse_on_corruption: false,
             web_config_file: None,
+            enable_remote_write_receiver: false,
             query: EngineOptions::default(),
             alert_sink: None,
         }
@@ -105,6 +110,8 @@ pub enum AppError {
     Notify(#[from] NotifyError),
     #[error("notification channels: {0}")]
     Channels(#[from] crate::channels::ChannelError),
+    #[error("opening the pushed groups: {0}")]
+    Push(std::io::Error),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: String,
@@ -344,6 +351,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
     rules.apply(rule_groups, &rule_opts).await;
     // Before the first scrape pool starts: pools take the hook at creation.
     scrape.set_hook(rules.scrape_hook());
+
     scrape.apply(&cfg, clients).await;
 
     telemetry.config.last_reload_successful.set(1);
@@ -353,6 +361,12 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         .set(crate::model::timestamp_of(SystemTime::now()) / 1000);
 
     let current = Arc::new(RwLock::new(Arc::new(cfg)));
+    let push = open_push(&opts, storage.clone(), &telemetry, &rules).await?;
+    tracker.spawn(push_flush(
+        push.store.clone(),
+        current.clone(),
+        cancel.clone(),
+    ));
     let (reload_tx, reload_rx) = mpsc::channel(8);
     let ready = Arc::new(AtomicBool::new(false));
     let users = web
@@ -369,6 +383,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         engine,
         scrape: scrape.clone(),
         rules: Some(rules.clone()),
+        push: Some(push),
         config: current.clone(),
         telemetry: telemetry.clone(),
         reload: reload_tx.clone(),
@@ -448,6 +463,57 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         server,
         reloader,
     })
+}
+
+/// Opens the Pushgateway's groups under the storage path, with the rule
+/// hook so a push wakes on_scrape groups as a scrape does.
+async fn open_push(
+    opts: &Options,
+    storage: Arc<DiskStorage>,
+    telemetry: &Telemetry,
+    rules: &RuleManager,
+) -> Result<PushIngest, AppError> {
+    let dir = opts.storage_path.join("push");
+    let metrics = telemetry.push.clone();
+    let store = tokio::task::spawn_blocking(move || PushStore::open(&dir, storage, metrics))
+        .await
+        .map_err(|e| AppError::Push(std::io::Error::other(e.to_string())))?
+        .map_err(AppError::Push)?;
+    store.set_hook(rules.scrape_hook());
+    Ok(PushIngest {
+        store: Arc::new(store),
+        remote_write_flag: opts.enable_remote_write_receiver,
+    })
+}
+
+/// Re-appends every pushed group on the global scrape interval (read
+/// again each round, so a reload applies), as Prometheus scraping a
+/// Pushgateway would; the first round runs at once, so groups restored
+/// from disk are visible right after a start.
+// A scheduler: it reads the clock for the samples' timestamp.
+#[allow(clippy::disallowed_methods)]
+async fn push_flush(
+    store: Arc<PushStore>,
+    config: Arc<RwLock<Arc<Config>>>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let cfg = config.read().unwrap_or_else(|e| e.into_inner()).clone();
+        // With the API switched off, pushed groups stay on disk but are no
+        // longer served, so their series end as unscraped ones do.
+        if cfg.push.pushgateway {
+            let st = store.clone();
+            let now = crate::model::timestamp_of(SystemTime::now());
+            if let Err(e) = tokio::task::spawn_blocking(move || st.flush(now)).await {
+                tracing::error!(error = %e, "re-appending pushed groups panicked");
+            }
+        }
+        let every = cfg.global.scrape_interval.max(Duration::from_secs(1));
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 /// Runs storage upkeep: WAL syncs at the configured period, and once a

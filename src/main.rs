@@ -199,6 +199,10 @@ struct RunArgs {
     /// Prometheus web config file: TLS and basic auth for the HTTP server.
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
+    /// Accept Prometheus remote write on /api/v1/write, as Prometheus's flag
+    /// of the same name (same as `push: {remote_write: true}` in the config).
+    #[arg(long = "web.enable-remote-write-receiver")]
+    enable_remote_write_receiver: bool,
     /// Only log messages at or above this level.
     #[arg(long = "log.level", value_enum, default_value = "info")]
     log_level: LogLevel,
@@ -443,6 +447,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         wal_sync: args.wal_sync,
         refuse_on_corruption: args.refuse_on_corruption,
         web_config_file: args.web_config_file,
+        enable_remote_write_receiver: args.enable_remote_write_receiver,
         alert_sink: None,
         query: watchpost::promql::EngineOptions {
             lookback_delta: args.query_lookback_delta,

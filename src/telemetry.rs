@@ -187,6 +187,54 @@ impl RuleMetrics {
     }
 }
 
+/// Metric handles of push ingestion (Pushgateway API and remote write).
+/// `api` is `pushgateway` or `remote_write`; `reason` a bounded word.
+#[derive(Clone, Debug, Default)]
+pub struct PushMetrics {
+    /// Push requests accepted, by api.
+    pub accepted: Family<LabelPairs, Counter>,
+    /// Push requests refused, by api and reason (disabled, too_large,
+    /// bad_url, parse_error, decode_error, invalid, limit_exceeded,
+    /// unsupported_media_type, persist_failed).
+    pub rejected: Family<LabelPairs, Counter>,
+    /// Samples appended to storage, by api.
+    pub samples: Family<LabelPairs, Counter>,
+    /// Samples storage refused, by api and reason (out_of_order, duplicate).
+    pub samples_rejected: Family<LabelPairs, Counter>,
+    /// Pushgateway groups held.
+    pub groups: Gauge,
+}
+
+impl PushMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "watchpost_push_requests_accepted",
+            "Push requests accepted, by api (pushgateway, remote_write)",
+            self.accepted.clone(),
+        );
+        registry.register(
+            "watchpost_push_requests_rejected",
+            "Push requests refused, by api and reason",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "watchpost_push_samples_appended",
+            "Pushed samples appended to storage, by api",
+            self.samples.clone(),
+        );
+        registry.register(
+            "watchpost_push_samples_rejected",
+            "Pushed samples that storage rejected (out of order or duplicate timestamp), by api and reason",
+            self.samples_rejected.clone(),
+        );
+        registry.register(
+            "watchpost_push_groups",
+            "Pushgateway groups held",
+            self.groups.clone(),
+        );
+    }
+}
+
 /// Metric handles of the HTTP API.
 #[derive(Clone, Debug)]
 pub struct ApiMetrics {
@@ -311,6 +359,7 @@ pub struct Telemetry {
     pub api: ApiMetrics,
     pub notify: NotifyMetrics,
     pub rules: RuleMetrics,
+    pub push: PushMetrics,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -396,6 +445,8 @@ impl Telemetry {
         notify.register(&mut registry);
         let rules = RuleMetrics::default();
         rules.register(&mut registry);
+        let push = PushMetrics::default();
+        push.register(&mut registry);
         registry.register_collector(Box::new(StorageCollector(storage)));
         registry.register_collector(Box::new(ProcessCollector));
         registry.register_collector(Box::new(BuildInfo));
@@ -406,6 +457,7 @@ impl Telemetry {
             api,
             notify,
             rules,
+            push,
         }
     }
 

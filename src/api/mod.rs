@@ -10,6 +10,7 @@
 mod alertmanager;
 mod auth;
 mod prom;
+mod push;
 mod query;
 mod rules;
 
@@ -59,6 +60,9 @@ pub struct ApiState {
     /// The rule manager; `None` answers `/api/v1/rules` and
     /// `/api/v1/alerts` with no groups and no alerts.
     pub rules: Option<crate::rules::RuleManager>,
+    /// Push ingestion (Pushgateway API, remote write); `None` answers
+    /// its endpoints with 404.
+    pub push: Option<crate::ingest::PushIngest>,
 }
 
 impl ApiState {
@@ -105,7 +109,8 @@ fn build(state: ApiState, notify: Option<Arc<NotifyManager>>) -> Router {
         .route("/api/v1/status/runtimeinfo", get(prom::runtimeinfo))
         .route("/metrics", get(metrics))
         .route("/-/ready", get(ready))
-        .route("/-/reload", post(reload).put(reload));
+        .route("/-/reload", post(reload).put(reload))
+        .merge(push::routes());
     if let Some(n) = notify {
         api = api.merge(alertmanager::routes(n));
     }

@@ -21,6 +21,7 @@ mod alerting;
 mod error;
 pub mod http_client;
 pub mod notify;
+mod push;
 mod raw;
 mod redact;
 mod relabel;
@@ -36,6 +37,7 @@ pub use alerting::{AlertingConfig, AlertingError, AlertmanagerSet, parse_alertin
 pub use error::{ConfigError, Diagnostic};
 // For other YAML contracts (rule files) that report in the same voice.
 pub(crate) use error::{Diags, yaml_error};
+pub use push::PushConfig;
 pub use secret::{REDACTED, Secret};
 pub use types::*;
 pub use units::{format_size, parse_size};

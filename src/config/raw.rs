@@ -123,7 +123,7 @@ raw_struct! {
         pub remote_write: Option<S<Vec<Value>>>,
         pub notify: Option<S<super::notify::raw::RawNotify>>,
         pub notify_file: Option<S<String>>,
-        pub push: Option<S<Value>>,
+        pub push: Option<S<Option<super::push::RawPush>>>,
         pub heartbeats: Option<S<Value>>,
         pub reports: Option<S<Value>>,
     }

@@ -77,7 +77,8 @@ pub(crate) fn redacted_yaml(config: &Config) -> String {
             .as_ref()
             .and_then(|n| n.path.as_ref())
             .map(|p| p.to_string_lossy().into_owned()),
-        push: redacted(&config.push),
+        // Shown only when set, so an untouched config renders as before.
+        push: (config.push != super::push::PushConfig::default()).then_some(&config.push),
         heartbeats: redacted(&config.heartbeats),
         reports: redacted(&config.reports),
     };
@@ -134,7 +135,7 @@ struct View<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     notify_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    push: Option<Value>,
+    push: Option<&'a super::push::PushConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     heartbeats: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]

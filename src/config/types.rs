@@ -33,10 +33,11 @@ pub struct Config {
     /// YAML: `alerting`, `remote_write`.
     pub alerting: Option<serde_json::Value>,
     pub remote_write: Vec<serde_json::Value>,
-    /// watchpost's own sections that later issues implement (Pushgateway
-    /// API, heartbeats, digest reports), kept as parsed YAML until then so a
-    /// config written for them already loads.
-    pub push: Option<serde_json::Value>,
+    /// `push:`: the Pushgateway API and the remote-write receiver.
+    pub push: super::push::PushConfig,
+    /// watchpost's own sections that later issues implement (heartbeats,
+    /// digest reports), kept as parsed YAML until then so a config written
+    /// for them already loads.
     pub heartbeats: Option<serde_json::Value>,
     pub reports: Option<serde_json::Value>,
     /// The config as the API shows it (`/api/v1/status/config`): YAML with

@@ -223,7 +223,7 @@ fn build_config(cx: &mut Cx<'_>, raw: RawConfig, env: Env<'_>) -> Config {
         notify,
         alerting,
         remote_write,
-        push: raw.push.map(|v| v.value).filter(|v| !v.is_null()),
+        push: super::push::build_push(cx, raw.push.as_ref()),
         heartbeats: raw.heartbeats.map(|v| v.value).filter(|v| !v.is_null()),
         reports: raw.reports.map(|v| v.value).filter(|v| !v.is_null()),
         redacted_yaml: String::new(),

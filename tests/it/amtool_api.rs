@@ -76,6 +76,7 @@ async fn serve() -> Server {
             TaskTracker::new(),
         )),
         rules: None,
+        push: None,
         config: Arc::new(RwLock::new(Arc::new(main_config))),
         telemetry,
         reload,

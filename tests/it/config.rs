@@ -263,7 +263,18 @@ fn every_key_example_sets_every_field() {
     );
     assert!(c.web.external_url.is_some() && c.web.page_title.is_some());
     assert!(c.notify.is_some() && c.alerting.is_some() && c.remote_write.len() == 1);
-    assert!(c.push.is_some() && c.heartbeats.is_some() && c.reports.is_some());
+    assert_eq!(
+        c.push,
+        config::PushConfig {
+            pushgateway: true,
+            remote_write: true,
+            max_request_bytes: 4 << 20,
+            max_samples_per_request: 20000,
+            max_series_per_group: 500,
+            max_groups: 100,
+        }
+    );
+    assert!(c.heartbeats.is_some() && c.reports.is_some());
     for secret in [
         "inline-secret",
         "legacy-inline-token",

@@ -163,14 +163,21 @@ impl Harness {
         self.app.as_ref().unwrap()
     }
 
-    pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        let r = self
-            .client
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
             .get(format!("{}{}", self.base, path))
             .send()
             .await
-            .unwrap();
-        r.json().await.unwrap()
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
+    /// The body of a GET of `path` (e.g. `/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
     }
 
     pub async fn shutdown(mut self) {
