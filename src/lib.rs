@@ -27,6 +27,7 @@ pub mod api;
 pub mod app;
 pub mod channels;
 pub mod config;
+pub mod ingest;
 pub mod model;
 pub mod notify;
 pub mod promql;

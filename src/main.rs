@@ -444,6 +444,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         refuse_on_corruption: args.refuse_on_corruption,
         web_config_file: args.web_config_file,
         alert_sink: None,
+        alert_stream: Default::default(),
         query: watchpost::promql::EngineOptions {
             lookback_delta: args.query_lookback_delta,
             timeout: args.query_timeout,

@@ -303,6 +303,30 @@ impl Default for NotifyMetrics {
     }
 }
 
+/// Metric handles of the heartbeats (dead man's switches).
+#[derive(Clone, Debug, Default)]
+pub struct HeartbeatMetrics {
+    /// Time of the last ping, by heartbeat `name`; absent until the first.
+    pub last_ping_timestamp_seconds: Family<LabelPairs, Gauge<f64, AtomicU64>>,
+    /// Pings received, by heartbeat `name`.
+    pub pings: Family<LabelPairs, Counter>,
+}
+
+impl HeartbeatMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "watchpost_heartbeat_last_ping_timestamp_seconds",
+            "Time of the last ping of each heartbeat, in seconds since the epoch",
+            self.last_ping_timestamp_seconds.clone(),
+        );
+        registry.register(
+            "watchpost_heartbeat_pings",
+            "Pings received, by heartbeat",
+            self.pings.clone(),
+        );
+    }
+}
+
 /// The registry plus every subsystem's handles.
 pub struct Telemetry {
     registry: Registry,
@@ -311,6 +335,7 @@ pub struct Telemetry {
     pub api: ApiMetrics,
     pub notify: NotifyMetrics,
     pub rules: RuleMetrics,
+    pub heartbeat: HeartbeatMetrics,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -399,6 +424,8 @@ impl Telemetry {
         registry.register_collector(Box::new(StorageCollector(storage)));
         registry.register_collector(Box::new(ProcessCollector));
         registry.register_collector(Box::new(BuildInfo));
+        let heartbeat = HeartbeatMetrics::default();
+        heartbeat.register(&mut registry);
         Telemetry {
             registry,
             scrape,
@@ -406,6 +433,7 @@ impl Telemetry {
             api,
             notify,
             rules,
+            heartbeat,
         }
     }
 

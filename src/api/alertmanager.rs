@@ -35,11 +35,16 @@ use crate::notify::{AlertView, NotifyError, NotifyManager};
 #[derive(Clone)]
 struct AmState {
     notify: Arc<NotifyManager>,
+    /// Pushed alerts are reported to the alert stream.
+    events: Option<Arc<super::stream::AlertEvents>>,
 }
 
 /// The API v2 routes, to be merged into the authenticated router (generic
 /// over the outer state so tests can serve them alone).
-pub(super) fn routes<S: Clone + Send + Sync + 'static>(notify: Arc<NotifyManager>) -> Router<S> {
+pub(super) fn routes<S: Clone + Send + Sync + 'static>(
+    notify: Arc<NotifyManager>,
+    events: Option<Arc<super::stream::AlertEvents>>,
+) -> Router<S> {
     Router::new()
         .route("/api/v2/status", get(status))
         .route("/api/v2/receivers", get(receivers))
@@ -50,7 +55,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(notify: Arc<NotifyManager
             "/api/v2/silence/{id}",
             get(get_silence).delete(delete_silence),
         )
-        .with_state(AmState { notify })
+        .with_state(AmState { notify, events })
 }
 
 /// An early answer from a parsing step (boxed: a `Response` is large).
@@ -320,7 +325,11 @@ impl AlertFilter {
     }
 }
 
-async fn get_alerts(State(st): State<AmState>, RawQuery(q): RawQuery) -> Response {
+async fn get_alerts(
+    State(st): State<AmState>,
+    RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let f = match AlertFilter::parse(&q) {
         Ok(f) => f,
         Err(r) => return *r,
@@ -332,7 +341,7 @@ async fn get_alerts(State(st): State<AmState>, RawQuery(q): RawQuery) -> Respons
         .filter(|v| f.keeps(v) && v.receivers.iter().any(|r| f.receiver_ok(r)))
         .map(gettable)
         .collect();
-    json(StatusCode::OK, &out)
+    super::etag::conditional(&headers, json(StatusCode::OK, &out)).await
 }
 
 #[derive(Serialize)]
@@ -487,6 +496,17 @@ async fn post_alerts(State(st): State<AmState>, body: Bytes) -> Response {
         match validate_alert(&filled, &raw_labels, &ann) {
             Ok(()) => valid.push(alert),
             Err(e) => errors.push(e),
+        }
+    }
+    if let Some(ev) = &st.events {
+        for a in &valid {
+            let filled = normalize(a.clone(), now, resolve_timeout).alert;
+            ev.observe(super::stream::AlertChange::from_alert(
+                &filled,
+                now,
+                super::stream::Source::Push,
+                None,
+            ));
         }
     }
     st.notify.ingest(valid);
@@ -749,7 +769,7 @@ receivers:
         )
         .await
         .unwrap();
-        (routes::<()>(mgr.clone()), mgr)
+        (routes::<()>(mgr.clone(), None), mgr)
     }
 
     async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {

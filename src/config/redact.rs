@@ -78,7 +78,7 @@ pub(crate) fn redacted_yaml(config: &Config) -> String {
             .and_then(|n| n.path.as_ref())
             .map(|p| p.to_string_lossy().into_owned()),
         push: redacted(&config.push),
-        heartbeats: redacted(&config.heartbeats),
+        heartbeats: super::heartbeats::view(&config.heartbeats),
         reports: redacted(&config.reports),
     };
     serde_saphyr::to_string(&view)

@@ -34,10 +34,11 @@ pub struct Config {
     pub alerting: Option<serde_json::Value>,
     pub remote_write: Vec<serde_json::Value>,
     /// watchpost's own sections that later issues implement (Pushgateway
-    /// API, heartbeats, digest reports), kept as parsed YAML until then so a
-    /// config written for them already loads.
+    /// API, digest reports), kept as parsed YAML until then so a config
+    /// written for them already loads.
     pub push: Option<serde_json::Value>,
-    pub heartbeats: Option<serde_json::Value>,
+    /// `heartbeats:`: dead man's switches pinged over HTTP.
+    pub heartbeats: Vec<super::HeartbeatConfig>,
     pub reports: Option<serde_json::Value>,
     /// The config as the API shows it (`/api/v1/status/config`): YAML with
     /// every secret replaced by `<secret>`.
