@@ -16,6 +16,7 @@ mod channels_unsupported;
 mod cli;
 mod config;
 mod exposition;
+mod heartbeat;
 mod interop;
 mod notify_app;
 mod notify_cli;
