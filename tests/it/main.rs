@@ -4,6 +4,7 @@
 // Tests may spawn untracked tasks and read the clock.
 #![allow(clippy::disallowed_methods)]
 
+mod alert_stream;
 mod amtool_api;
 mod architecture;
 mod channels_common;
