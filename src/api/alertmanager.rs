@@ -39,6 +39,16 @@ struct AmState {
     events: Option<Arc<super::stream::AlertEvents>>,
 }
 
+impl AmState {
+    /// The alert stream reports what a silence change did now rather than
+    /// at its next look at the pipeline.
+    fn silences_changed(&self) {
+        if let Some(ev) = &self.events {
+            ev.poke();
+        }
+    }
+}
+
 /// The API v2 routes, to be merged into the authenticated router (generic
 /// over the outer state so tests can serve them alone).
 pub(super) fn routes<S: Clone + Send + Sync + 'static>(
@@ -609,7 +619,10 @@ async fn delete_silence(State(st): State<AmState>, Path(id): Path<String>) -> Re
         return bad_id(&id);
     }
     match st.notify.expire_silence(&id).await {
-        Ok(()) => StatusCode::OK.into_response(),
+        Ok(()) => {
+            st.silences_changed();
+            StatusCode::OK.into_response()
+        }
         Err(e) => notify_error(e),
     }
 }
@@ -719,7 +732,10 @@ async fn post_silence(State(st): State<AmState>, body: Bytes) -> Response {
         silence_id: String,
     }
     match st.notify.set_silence(posted).await {
-        Ok(id) => json(StatusCode::OK, &Created { silence_id: id }),
+        Ok(id) => {
+            st.silences_changed();
+            json(StatusCode::OK, &Created { silence_id: id })
+        }
         Err(e) => notify_error(e),
     }
 }

@@ -25,7 +25,8 @@
 //!
 //! States: `pending`, `firing`, `resolved` (was firing), `inactive` (was
 //! pending, never fired), `silenced` and `unsilenced` (the pipeline's
-//! silences and inhibitions). Sources: `rule`, `push`, `heartbeat`,
+//! silences and inhibitions; at once for silence changes made through the
+//! API, within `notify_poll` otherwise). Sources: `rule`, `push`, `heartbeat`,
 //! `notify` (an alert the pipeline holds whose origin the hub never saw).
 //!
 //! The hub decides nothing about alerts; it only records and relays.
@@ -40,7 +41,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::ApiState;
@@ -202,6 +203,8 @@ pub struct AlertEvents {
     opts: StreamOptions,
     streams: Arc<Semaphore>,
     closed: CancellationToken,
+    /// Wakes [`watch_notify`] early (a silence changed).
+    poke: Notify,
 }
 
 impl std::fmt::Debug for AlertEvents {
@@ -262,6 +265,7 @@ impl AlertEvents {
             streams: Arc::new(Semaphore::new(opts.max_streams)),
             opts,
             closed,
+            poke: Notify::new(),
         })
     }
 
@@ -437,6 +441,11 @@ impl AlertEvents {
         )
     }
 
+    /// Makes [`watch_notify`] look at the pipeline now.
+    pub fn poke(&self) {
+        self.poke.notify_one();
+    }
+
     /// The id of the newest event.
     pub fn last_id(&self) -> u64 {
         self.lock().last_id
@@ -444,7 +453,8 @@ impl AlertEvents {
 }
 
 /// Looks at the notification pipeline every `notify_poll` (silences start
-/// and end on their own schedule, pushed alerts time out) until `cancel`.
+/// and end on their own schedule, pushed alerts time out) and right after
+/// a silence is set or expired over the API, until `cancel`.
 pub async fn watch_notify(
     events: Arc<AlertEvents>,
     notify: Arc<NotifyManager>,
@@ -455,12 +465,12 @@ pub async fn watch_notify(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tick.tick() => {
-                let generation = events.begin_poll();
-                let views = notify.alerts();
-                events.observe_notify(generation, &views);
-            }
+            _ = tick.tick() => {}
+            _ = events.poke.notified() => {}
         }
+        let generation = events.begin_poll();
+        let views = notify.alerts();
+        events.observe_notify(generation, &views);
     }
 }
 

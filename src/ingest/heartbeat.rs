@@ -253,6 +253,23 @@ impl std::fmt::Debug for Heartbeats {
     }
 }
 
+fn unknown(checks: &BTreeMap<String, Check>, name: &str) -> UnknownHeartbeat {
+    let names: Vec<&str> = checks.keys().take(10).map(String::as_str).collect();
+    let known = match names.len() {
+        0 => " (none are configured)".to_string(),
+        n if n < checks.len() => format!(" (configured: {}, ...)", names.join(", ")),
+        _ => format!(" (configured: {})", names.join(", ")),
+    };
+    UnknownHeartbeat {
+        // Bounded: the name is echoed back.
+        name: name
+            .chars()
+            .take(crate::config::MAX_HEARTBEAT_NAME)
+            .collect(),
+        known,
+    }
+}
+
 fn name_pairs(name: &str) -> Vec<(&'static str, String)> {
     vec![("name", name.to_string())]
 }
@@ -315,27 +332,16 @@ impl Heartbeats {
         let now = (self.opts.now)();
         let (status, resolved) = {
             let mut st = self.lock();
-            let known = || {
-                let names: Vec<&str> = st.checks.keys().take(10).map(String::as_str).collect();
-                match names.len() {
-                    0 => " (none are configured)".to_string(),
-                    n if n < st.checks.len() => format!(" (configured: {}, ...)", names.join(", ")),
-                    _ => format!(" (configured: {})", names.join(", ")),
-                }
-            };
             if !st.checks.contains_key(name) {
-                return Err(UnknownHeartbeat {
-                    name: name
-                        .chars()
-                        .take(crate::config::MAX_HEARTBEAT_NAME)
-                        .collect(),
-                    known: known(),
-                });
+                return Err(unknown(&st.checks, name));
             }
             st.dirty = true;
             st.sample_due = true;
             let Some(c) = st.checks.get_mut(name) else {
-                unreachable!("checked above")
+                return Err(UnknownHeartbeat {
+                    name: name.to_string(),
+                    known: String::new(),
+                });
             };
             // A clock step backwards must not move the deadline back.
             c.last_ping = Some(c.last_ping.map_or(now, |t| t.max(now)));

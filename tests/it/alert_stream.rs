@@ -267,6 +267,43 @@ async fn stream_delivers_a_change_within_100ms_and_rule_states() {
     let f = sse.next(Duration::from_secs(2)).await.expect("keep-alive");
     assert!(f.comment, "{f:?}");
 
+    // A silence over the API: silenced, and unsilenced when it expires.
+    let r = client
+        .post(format!("{base}/api/v2/silences"))
+        .json(&serde_json::json!({
+            "matchers": [{"name": "alertname", "value": "DiskFull", "isRegex": false, "isEqual": true}],
+            "startsAt": "2020-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
+            "createdBy": "test", "comment": "maintenance"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let silence: serde_json::Value = r.json().await.unwrap();
+    let id = silence["silenceID"].as_str().unwrap().to_string();
+    let f = sse
+        .next_event(Duration::from_secs(5))
+        .await
+        .expect("silenced");
+    let v = f.json();
+    assert_eq!(
+        (v["state"].as_str(), v["labels"]["alertname"].as_str()),
+        (Some("silenced"), Some("DiskFull"))
+    );
+    assert_eq!(v["source"], "push");
+    assert_eq!(v["silencedBy"], serde_json::json!([id]));
+    let r = client
+        .delete(format!("{base}/api/v2/silence/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let f = sse
+        .next_event(Duration::from_secs(5))
+        .await
+        .expect("unsilenced");
+    assert_eq!(f.json()["state"], "unsilenced");
+
     // Four streams at most (this one and three more); a fifth is refused.
     let mut more = Vec::new();
     for _ in 0..3 {
