@@ -32,12 +32,14 @@ mod alerts;
 
 pub use alerts::AlertSink;
 
+use crate::api::stream::{AlertChange, AlertEvents, Source, StreamOptions};
 use crate::api::{self, ApiState, Authenticator, ReloadFailed, ReloadRequest};
 use crate::config::notify::NotifyConfig;
 use crate::config::{self, Config, ConfigError};
 use crate::ingest::{PushIngest, PushStore};
+use crate::ingest::heartbeat::{HeartbeatOptions, Heartbeats};
 use crate::model::Alert;
-use crate::notify::{NotifyError, NotifyManager, NotifyOptions};
+use crate::notify::{Clock, NotifyError, NotifyManager, NotifyOptions};
 use crate::promql::{Engine, EngineOptions};
 use crate::rules::{RuleGroup, RuleLoadError, RuleManager, RuleManagerOptions};
 use crate::scrape::manager::ScrapeManager;
@@ -74,6 +76,8 @@ pub struct Options {
     /// Where rule evaluation's alerts go; the notification pipeline when
     /// `None` (tests set a collecting sink).
     pub alert_sink: Option<Arc<dyn AlertSink>>,
+    /// The alert event stream's buffer, keep-alive and limits.
+    pub alert_stream: StreamOptions,
 }
 
 impl Options {
@@ -89,6 +93,7 @@ impl Options {
             enable_remote_write_receiver: false,
             query: EngineOptions::default(),
             alert_sink: None,
+            alert_stream: StreamOptions::default(),
         }
     }
 }
@@ -186,6 +191,8 @@ pub struct RunningApp {
     alert_forwarder: JoinHandle<()>,
     notify: Arc<NotifyManager>,
     notify_intake: mpsc::Sender<Vec<Alert>>,
+    events: Arc<AlertEvents>,
+    heartbeats: Arc<Heartbeats>,
     storage: Arc<DiskStorage>,
     server: JoinHandle<()>,
     reloader: JoinHandle<()>,
@@ -221,6 +228,16 @@ impl RunningApp {
     /// evaluation and `POST /api/v2/alerts`.
     pub fn alert_sender(&self) -> mpsc::Sender<Vec<Alert>> {
         self.notify_intake.clone()
+    }
+
+    /// The alert event hub behind `/api/v1/alerts/stream`.
+    pub fn alert_events(&self) -> Arc<AlertEvents> {
+        self.events.clone()
+    }
+
+    /// The heartbeats (dead man's switches).
+    pub fn heartbeats(&self) -> Arc<Heartbeats> {
+        self.heartbeats.clone()
     }
 
     /// Reloads the configuration file (all-or-nothing).
@@ -338,7 +355,24 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         None => Arc::new(NotifySink(notify.clone())),
     };
     let alerts_done = CancellationToken::new();
-    let alert_forwarder = tracker.spawn(alerts::forward(alerts_rx, sink, alerts_done.clone()));
+    let alert_forwarder = tracker.spawn(alerts::forward(
+        alerts_rx,
+        sink.clone(),
+        alerts_done.clone(),
+    ));
+    // Streams end with the server (graceful shutdown waits for them).
+    let events = AlertEvents::new(
+        opts.alert_stream.clone(),
+        Clock::system().now(),
+        cancel.clone(),
+    );
+    tracker.spawn(api::stream::watch_notify(
+        events.clone(),
+        notify.clone(),
+        cancel.clone(),
+    ));
+    let heartbeats = start_heartbeats(&opts, &cfg, &storage, &telemetry, sink, &events);
+    tracker.spawn(heartbeats.clone().run(cancel.clone()));
     let rule_opts = RuleManagerOptions::from_config(&cfg, rule_state_dir(&opts), &default_url);
     let rules = RuleManager::new(
         storage.clone(),
@@ -348,6 +382,12 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         tracker.clone(),
         alerts_tx,
     );
+    {
+        let ev = events.clone();
+        rules.set_alert_observer(Arc::new(move |scope, alerts| {
+            ev.observe_set(scope, alerts.iter().map(AlertChange::from_rule).collect());
+        }));
+    }
     rules.apply(rule_groups, &rule_opts).await;
     // Before the first scrape pool starts: pools take the hook at creation.
     scrape.set_hook(rules.scrape_hook());
@@ -390,6 +430,8 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         ready: ready.clone(),
         auth: Arc::new(Authenticator::new(users)),
         start_time: SystemTime::now(),
+        events: Some(events.clone()),
+        heartbeats: Some(heartbeats.clone()),
     };
 
     let reloader = tracker.spawn(reload_loop(
@@ -399,6 +441,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
             scrape: scrape.clone(),
             rules: rules.clone(),
             notify: notify.clone(),
+            heartbeats: heartbeats.clone(),
             default_url,
         },
         current,
@@ -459,6 +502,8 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         alert_forwarder,
         notify,
         notify_intake,
+        events,
+        heartbeats,
         storage,
         server,
         reloader,
@@ -514,6 +559,39 @@ async fn push_flush(
             _ = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// Builds the heartbeats: their alerts go to `sink` (the notification
+/// pipeline) and to the alert stream; their state lives under
+/// `<storage>/heartbeats`.
+fn start_heartbeats(
+    opts: &Options,
+    cfg: &Config,
+    storage: &Arc<DiskStorage>,
+    telemetry: &Telemetry,
+    sink: Arc<dyn AlertSink>,
+    events: &Arc<AlertEvents>,
+) -> Arc<Heartbeats> {
+    let clock = Clock::system();
+    let ev = events.clone();
+    let out_clock = clock.clone();
+    let out = Arc::new(move |alerts: Vec<Alert>| {
+        let now = out_clock.now();
+        for a in &alerts {
+            ev.observe(AlertChange::from_alert(a, now, Source::Heartbeat, None));
+        }
+        sink.send(alerts);
+    });
+    Heartbeats::new(
+        &cfg.heartbeats,
+        HeartbeatOptions::new(
+            Some(opts.storage_path.join("heartbeats")),
+            Arc::new(move || clock.now()),
+        ),
+        storage.clone(),
+        telemetry.heartbeat.clone(),
+        out,
+    )
 }
 
 /// Runs storage upkeep: WAL syncs at the configured period, and once a
@@ -597,6 +675,7 @@ struct Reloadable {
     scrape: Arc<ScrapeManager>,
     rules: RuleManager,
     notify: Arc<NotifyManager>,
+    heartbeats: Arc<Heartbeats>,
     /// The external URL when the config sets none.
     default_url: String,
 }
@@ -619,6 +698,7 @@ async fn reload_once(opts: &Options, parts: &Reloadable) -> Result<Arc<Config>, 
             &RuleManagerOptions::from_config(&cfg, rule_state_dir(opts), &parts.default_url),
         )
         .await;
+    parts.heartbeats.apply(&cfg.heartbeats);
     Ok(Arc::new(cfg))
 }
 

@@ -449,6 +449,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         web_config_file: args.web_config_file,
         enable_remote_write_receiver: args.enable_remote_write_receiver,
         alert_sink: None,
+        alert_stream: Default::default(),
         query: watchpost::promql::EngineOptions {
             lookback_delta: args.query_lookback_delta,
             timeout: args.query_timeout,

@@ -351,6 +351,30 @@ impl Default for NotifyMetrics {
     }
 }
 
+/// Metric handles of the heartbeats (dead man's switches).
+#[derive(Clone, Debug, Default)]
+pub struct HeartbeatMetrics {
+    /// Time of the last ping, by heartbeat `name`; absent until the first.
+    pub last_ping_timestamp_seconds: Family<LabelPairs, Gauge<f64, AtomicU64>>,
+    /// Pings received, by heartbeat `name`.
+    pub pings: Family<LabelPairs, Counter>,
+}
+
+impl HeartbeatMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "watchpost_heartbeat_last_ping_timestamp_seconds",
+            "Time of the last ping of each heartbeat, in seconds since the epoch",
+            self.last_ping_timestamp_seconds.clone(),
+        );
+        registry.register(
+            "watchpost_heartbeat_pings",
+            "Pings received, by heartbeat",
+            self.pings.clone(),
+        );
+    }
+}
+
 /// The registry plus every subsystem's handles.
 pub struct Telemetry {
     registry: Registry,
@@ -360,6 +384,7 @@ pub struct Telemetry {
     pub notify: NotifyMetrics,
     pub rules: RuleMetrics,
     pub push: PushMetrics,
+    pub heartbeat: HeartbeatMetrics,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -450,6 +475,8 @@ impl Telemetry {
         registry.register_collector(Box::new(StorageCollector(storage)));
         registry.register_collector(Box::new(ProcessCollector));
         registry.register_collector(Box::new(BuildInfo));
+        let heartbeat = HeartbeatMetrics::default();
+        heartbeat.register(&mut registry);
         Telemetry {
             registry,
             scrape,
@@ -458,6 +485,7 @@ impl Telemetry {
             notify,
             rules,
             push,
+            heartbeat,
         }
     }
 

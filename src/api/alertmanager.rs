@@ -35,11 +35,26 @@ use crate::notify::{AlertView, NotifyError, NotifyManager};
 #[derive(Clone)]
 struct AmState {
     notify: Arc<NotifyManager>,
+    /// Pushed alerts are reported to the alert stream.
+    events: Option<Arc<super::stream::AlertEvents>>,
+}
+
+impl AmState {
+    /// The alert stream reports what a silence change did now rather than
+    /// at its next look at the pipeline.
+    fn silences_changed(&self) {
+        if let Some(ev) = &self.events {
+            ev.poke();
+        }
+    }
 }
 
 /// The API v2 routes, to be merged into the authenticated router (generic
 /// over the outer state so tests can serve them alone).
-pub(super) fn routes<S: Clone + Send + Sync + 'static>(notify: Arc<NotifyManager>) -> Router<S> {
+pub(super) fn routes<S: Clone + Send + Sync + 'static>(
+    notify: Arc<NotifyManager>,
+    events: Option<Arc<super::stream::AlertEvents>>,
+) -> Router<S> {
     Router::new()
         .route("/api/v2/status", get(status))
         .route("/api/v2/receivers", get(receivers))
@@ -50,7 +65,7 @@ pub(super) fn routes<S: Clone + Send + Sync + 'static>(notify: Arc<NotifyManager
             "/api/v2/silence/{id}",
             get(get_silence).delete(delete_silence),
         )
-        .with_state(AmState { notify })
+        .with_state(AmState { notify, events })
 }
 
 /// An early answer from a parsing step (boxed: a `Response` is large).
@@ -320,7 +335,11 @@ impl AlertFilter {
     }
 }
 
-async fn get_alerts(State(st): State<AmState>, RawQuery(q): RawQuery) -> Response {
+async fn get_alerts(
+    State(st): State<AmState>,
+    RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let f = match AlertFilter::parse(&q) {
         Ok(f) => f,
         Err(r) => return *r,
@@ -332,7 +351,7 @@ async fn get_alerts(State(st): State<AmState>, RawQuery(q): RawQuery) -> Respons
         .filter(|v| f.keeps(v) && v.receivers.iter().any(|r| f.receiver_ok(r)))
         .map(gettable)
         .collect();
-    json(StatusCode::OK, &out)
+    super::etag::conditional(&headers, json(StatusCode::OK, &out)).await
 }
 
 #[derive(Serialize)]
@@ -489,6 +508,17 @@ async fn post_alerts(State(st): State<AmState>, body: Bytes) -> Response {
             Err(e) => errors.push(e),
         }
     }
+    if let Some(ev) = &st.events {
+        for a in &valid {
+            let filled = normalize(a.clone(), now, resolve_timeout).alert;
+            ev.observe(super::stream::AlertChange::from_alert(
+                &filled,
+                now,
+                super::stream::Source::Push,
+                None,
+            ));
+        }
+    }
     st.notify.ingest(valid);
     if errors.is_empty() {
         StatusCode::OK.into_response()
@@ -589,7 +619,10 @@ async fn delete_silence(State(st): State<AmState>, Path(id): Path<String>) -> Re
         return bad_id(&id);
     }
     match st.notify.expire_silence(&id).await {
-        Ok(()) => StatusCode::OK.into_response(),
+        Ok(()) => {
+            st.silences_changed();
+            StatusCode::OK.into_response()
+        }
         Err(e) => notify_error(e),
     }
 }
@@ -699,7 +732,10 @@ async fn post_silence(State(st): State<AmState>, body: Bytes) -> Response {
         silence_id: String,
     }
     match st.notify.set_silence(posted).await {
-        Ok(id) => json(StatusCode::OK, &Created { silence_id: id }),
+        Ok(id) => {
+            st.silences_changed();
+            json(StatusCode::OK, &Created { silence_id: id })
+        }
         Err(e) => notify_error(e),
     }
 }
@@ -749,7 +785,7 @@ receivers:
         )
         .await
         .unwrap();
-        (routes::<()>(mgr.clone()), mgr)
+        (routes::<()>(mgr.clone(), None), mgr)
     }
 
     async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (u16, Value) {

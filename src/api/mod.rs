@@ -9,10 +9,13 @@
 
 mod alertmanager;
 mod auth;
+mod etag;
+mod heartbeat;
 mod prom;
 mod push;
 mod query;
 mod rules;
+pub mod stream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -63,6 +66,12 @@ pub struct ApiState {
     /// Push ingestion (Pushgateway API, remote write); `None` answers
     /// its endpoints with 404.
     pub push: Option<crate::ingest::PushIngest>,
+    /// The alert event hub behind `/api/v1/alerts/stream`; `None` answers
+    /// the stream with 503.
+    pub events: Option<Arc<stream::AlertEvents>>,
+    /// The heartbeats behind `/api/v1/heartbeat/<name>`; their missed ones
+    /// are listed by `/api/v1/alerts`.
+    pub heartbeats: Option<Arc<crate::ingest::heartbeat::Heartbeats>>,
 }
 
 impl ApiState {
@@ -99,6 +108,12 @@ fn build(state: ApiState, notify: Option<Arc<NotifyManager>>) -> Router {
         .route("/api/v1/targets", get(prom::targets))
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
+        .route("/api/v1/alerts/stream", get(stream::stream))
+        .route(
+            "/api/v1/heartbeat/{name}",
+            get(heartbeat::ping).post(heartbeat::ping),
+        )
+        .route("/api/v1/heartbeats", get(heartbeat::list))
         .route("/api/v1/series", get(prom::series).post(prom::series_post))
         .route("/api/v1/labels", get(prom::labels).post(prom::labels_post))
         .route("/api/v1/label/{name}/values", get(prom::label_values))
@@ -112,7 +127,7 @@ fn build(state: ApiState, notify: Option<Arc<NotifyManager>>) -> Router {
         .route("/-/reload", post(reload).put(reload))
         .merge(push::routes());
     if let Some(n) = notify {
-        api = api.merge(alertmanager::routes(n));
+        api = api.merge(alertmanager::routes(n, state.events.clone()));
     }
     let api = api
         .fallback(not_found)

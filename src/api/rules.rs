@@ -229,10 +229,24 @@ pub async fn rules(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Respons
     success(rules_json(&groups, &f))
 }
 
-/// `GET /api/v1/alerts`.
-pub async fn alerts(State(st): State<ApiState>) -> Response {
-    let alerts = st.rules.as_ref().map(|r| r.alerts()).unwrap_or_default();
-    success(json!({ "alerts": alerts.iter().map(alert_json).collect::<Vec<_>>() }))
+/// `GET /api/v1/alerts`: the rules' pending and firing alerts, then the
+/// missed heartbeats' `HeartbeatMissed` (value: the last ping time, 0 when
+/// never pinged), with an ETag.
+pub async fn alerts(State(st): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
+    let mut alerts = st.rules.as_ref().map(|r| r.alerts()).unwrap_or_default();
+    if let Some(h) = &st.heartbeats {
+        alerts.extend(h.missed().into_iter().map(|m| ActiveAlert {
+            labels: m.labels,
+            annotations: m.annotations,
+            state: crate::rules::AlertState::Firing,
+            active_at: m.missed_since.unwrap_or(m.deadline),
+            fired_at: m.missed_since,
+            value: m.last_ping.map_or(0.0, |t| t as f64 / 1000.0),
+            keep_firing_since: None,
+        }));
+    }
+    let body = success(json!({ "alerts": alerts.iter().map(alert_json).collect::<Vec<_>>() }));
+    super::etag::conditional(&headers, body).await
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 
 mod alerting;
 mod error;
+mod heartbeats;
 pub mod http_client;
 pub mod notify;
 mod push;
@@ -35,6 +36,10 @@ use std::path::Path;
 
 pub use alerting::{AlertingConfig, AlertingError, AlertmanagerSet, parse_alerting};
 pub use error::{ConfigError, Diagnostic};
+pub use heartbeats::{
+    HEARTBEAT_RESERVED_LABELS, HeartbeatConfig, MAX_HEARTBEAT_NAME, MAX_HEARTBEATS,
+    MIN_HEARTBEAT_PERIOD,
+};
 // For other YAML contracts (rule files) that report in the same voice.
 pub(crate) use error::{Diags, yaml_error};
 pub use push::PushConfig;

@@ -124,7 +124,7 @@ raw_struct! {
         pub notify: Option<S<super::notify::raw::RawNotify>>,
         pub notify_file: Option<S<String>>,
         pub push: Option<S<Option<super::push::RawPush>>>,
-        pub heartbeats: Option<S<Value>>,
+        pub heartbeats: Option<S<Vec<S<super::heartbeats::RawHeartbeat>>>>,
         pub reports: Option<S<Value>>,
     }
     refused { runtime, tracing, remote_read, otlp }

@@ -79,7 +79,7 @@ pub(crate) fn redacted_yaml(config: &Config) -> String {
             .map(|p| p.to_string_lossy().into_owned()),
         // Shown only when set, so an untouched config renders as before.
         push: (config.push != super::push::PushConfig::default()).then_some(&config.push),
-        heartbeats: redacted(&config.heartbeats),
+        heartbeats: super::heartbeats::view(&config.heartbeats),
         reports: redacted(&config.reports),
     };
     serde_saphyr::to_string(&view)

@@ -35,10 +35,8 @@ pub struct Config {
     pub remote_write: Vec<serde_json::Value>,
     /// `push:`: the Pushgateway API and the remote-write receiver.
     pub push: super::push::PushConfig,
-    /// watchpost's own sections that later issues implement (heartbeats,
-    /// digest reports), kept as parsed YAML until then so a config written
-    /// for them already loads.
-    pub heartbeats: Option<serde_json::Value>,
+    /// `heartbeats:`: dead man's switches pinged over HTTP.
+    pub heartbeats: Vec<super::HeartbeatConfig>,
     pub reports: Option<serde_json::Value>,
     /// The config as the API shows it (`/api/v1/status/config`): YAML with
     /// every secret replaced by `<secret>`.

@@ -224,7 +224,7 @@ fn build_config(cx: &mut Cx<'_>, raw: RawConfig, env: Env<'_>) -> Config {
         alerting,
         remote_write,
         push: super::push::build_push(cx, raw.push.as_ref()),
-        heartbeats: raw.heartbeats.map(|v| v.value).filter(|v| !v.is_null()),
+        heartbeats: super::heartbeats::build(cx, raw.heartbeats.as_ref()),
         reports: raw.reports.map(|v| v.value).filter(|v| !v.is_null()),
         redacted_yaml: String::new(),
     };

@@ -1,6 +1,7 @@
-//! The push side of ingestion: the Pushgateway API ([`pushgateway`]) and
-//! the Prometheus remote-write receiver ([`remote_write`]); push bodies in
-//! the protobuf exposition format are decoded by [`metric_family`].
+//! The push side of ingestion: the Pushgateway API ([`pushgateway`]), the
+//! Prometheus remote-write receiver ([`remote_write`]; push bodies in the
+//! protobuf exposition format are decoded by [`metric_family`]) and the
+//! dead man's switches ([`heartbeat`], `POST /api/v1/heartbeat/<name>`).
 //!
 //! Place on the data path: beside `scrape`, a writer into storage that
 //! sees it only through [`crate::storage::Appender`]. Pushed groups are
@@ -8,9 +9,12 @@
 //! Pushgateway with `honor_labels: true` would, and announce themselves
 //! through the same [`crate::model::ScrapeHook`] as scrapes, so on_scrape
 //! rule groups see pushed metrics at once. Remote-write samples keep the
-//! timestamps they arrive with. The HTTP edge (`api`) decodes requests into
+//! timestamps they arrive with. Heartbeat alerts leave through a callback
+//! that `app` wires to the notification pipeline, so this module never
+//! imports `rules` or `notify`. The HTTP edge (`api`) decodes requests into
 //! calls on these types; no HTTP type appears here.
 
+pub mod heartbeat;
 pub mod metric_family;
 pub mod pushgateway;
 pub mod remote_write;

@@ -175,7 +175,14 @@ struct View {
     match_all: Vec<usize>,
 }
 
+/// Told, after every evaluation of a group, that group's pending and
+/// firing alerts (`scope` is `file;group`), and an empty list when a group
+/// is removed. Called on the evaluation thread: it must return quickly.
+pub type AlertObserver = Arc<dyn Fn(&str, &[ActiveAlert]) + Send + Sync>;
+
 struct Inner {
+    /// See [`RuleManager::set_alert_observer`].
+    observer: RwLock<Option<AlertObserver>>,
     storage: Arc<dyn Storage>,
     engine: Arc<Engine>,
     metrics: RuleMetrics,
@@ -254,6 +261,7 @@ impl RuleManager {
         }
         RuleManager {
             inner: Arc::new(Inner {
+                observer: RwLock::new(None),
                 storage,
                 engine,
                 metrics,
@@ -406,6 +414,9 @@ impl RuleManager {
     fn retire(&self, key: GroupKey, rt: GroupRuntime, interval: Duration, offset: Duration) {
         let inner = &self.inner;
         state::remove(&inner.state_dir, &key.0, &key.1);
+        if let Some(o) = read(&inner.observer).clone() {
+            o(&scope_of(&key), &[]);
+        }
         let ml = metric_labels(&key);
         let m = &inner.metrics;
         for f in [
@@ -474,14 +485,14 @@ impl RuleManager {
         let view = read(&self.inner.view).clone();
         let mut out = Vec::new();
         for h in &view.groups {
-            let st = read(&h.status).clone();
-            for r in &st.rules {
-                if let RuleKind::Alerting { alerts, .. } = &r.kind {
-                    out.extend(alerts.iter().cloned());
-                }
-            }
+            out.extend(active_alerts(&read(&h.status)));
         }
         out
+    }
+
+    /// Installs the observer of alert states (the alert event stream).
+    pub fn set_alert_observer(&self, observer: AlertObserver) {
+        *write(&self.inner.observer) = Some(observer);
     }
 
     /// Stops every group loop (waiting for running evaluations, which are
@@ -571,6 +582,20 @@ fn on_scrape(inner: &Inner, ev: &ScrapeEvent) {
             }
         }
     }
+}
+
+fn active_alerts(st: &GroupStatus) -> Vec<ActiveAlert> {
+    let mut out = Vec::new();
+    for r in &st.rules {
+        if let RuleKind::Alerting { alerts, .. } = &r.kind {
+            out.extend(alerts.iter().cloned());
+        }
+    }
+    out
+}
+
+fn scope_of(key: &GroupKey) -> String {
+    format!("{};{}", key.0, key.1)
 }
 
 /// The first slot after `now` for a group: slots are `offset + k *
@@ -677,7 +702,11 @@ fn eval_blocking(inner: &Inner, handle: &GroupHandle, rt: &mut GroupRuntime, ts:
     };
     let started = Instant::now();
     let out = rt.eval(&env, ts);
-    *write(&handle.status) = Arc::new(status_of(rt, s));
+    let status = Arc::new(status_of(rt, s));
+    *write(&handle.status) = status.clone();
+    if let Some(o) = read(&inner.observer).clone() {
+        o(&scope_of(&handle.key), &active_alerts(&status));
+    }
     let m = &inner.metrics;
     let ml = metric_labels(&handle.key);
     m.evaluations

@@ -39,7 +39,7 @@ pub use file::{
     AlertingRule, LoadOptions, RecordingRule, Rule, RuleFileProblem, RuleGroup, RuleLoadError,
     SelectedNames, duplicate_rules, expand_patterns, load_files, load_paths, parse_str,
 };
-pub use manager::{RuleManager, RuleManagerOptions};
+pub use manager::{AlertObserver, RuleManager, RuleManagerOptions};
 pub use state::StateError;
 pub use template::TemplateParseError;
 

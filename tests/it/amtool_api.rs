@@ -83,6 +83,8 @@ async fn serve() -> Server {
         ready: Arc::new(AtomicBool::new(true)),
         auth: Arc::new(Authenticator::new(BTreeMap::new())),
         start_time: SystemTime::now(),
+        events: None,
+        heartbeats: None,
     };
     let router = api::router_with_notify(state, mgr.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -4,6 +4,7 @@
 // Tests may spawn untracked tasks and read the clock.
 #![allow(clippy::disallowed_methods)]
 
+mod alert_stream;
 mod amtool_api;
 mod architecture;
 mod channels_common;
@@ -16,6 +17,7 @@ mod channels_unsupported;
 mod cli;
 mod config;
 mod exposition;
+mod heartbeat;
 mod interop;
 mod interop_push;
 mod notify_app;
