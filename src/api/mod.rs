@@ -1,5 +1,6 @@
 //! The HTTP edge: Prometheus's API, Alertmanager's API v2, health and
-//! reload endpoints, watchpost's own `/metrics`, and authentication.
+//! reload endpoints, watchpost's own `/metrics`, the web UI, and
+//! authentication.
 //!
 //! A thin layer: handlers read the handles in [`ApiState`] (storage,
 //! scrape views, current config) and format answers; no business logic
@@ -9,9 +10,11 @@
 
 mod alertmanager;
 mod auth;
+mod notifications;
 mod prom;
 mod query;
 mod rules;
+mod ui;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -105,9 +108,12 @@ fn build(state: ApiState, notify: Option<Arc<NotifyManager>>) -> Router {
         .route("/api/v1/status/runtimeinfo", get(prom::runtimeinfo))
         .route("/metrics", get(metrics))
         .route("/-/ready", get(ready))
-        .route("/-/reload", post(reload).put(reload));
+        .route("/-/reload", post(reload).put(reload))
+        .merge(ui::routes());
     if let Some(n) = notify {
-        api = api.merge(alertmanager::routes(n));
+        api = api
+            .merge(notifications::routes(n.clone()))
+            .merge(alertmanager::routes(n));
     }
     let api = api
         .fallback(not_found)

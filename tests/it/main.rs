@@ -6,6 +6,7 @@
 
 mod amtool_api;
 mod architecture;
+mod browser;
 mod channels_common;
 mod channels_email;
 mod channels_http;
@@ -32,3 +33,4 @@ mod smtp_server;
 mod storage;
 mod support;
 mod template;
+mod ui;
