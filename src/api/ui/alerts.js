@@ -34,7 +34,7 @@
       h("td", {}, badge(a.state),
         st && st.silencedBy.length ? [" ", badge("silenced")] : "",
         st && st.inhibitedBy.length ? [" ", badge("inhibited")] : "",
-        a.source === "pushed" ? [" ", badge("pushed", "muted")] : ""),
+        a.source === "pushed" ? [" ", badge("pushed")] : ""),
       h("td", {}, when(a.since)),
       h("td", {}, a.value === undefined ? "" : a.value),
       h("td", {}, annotations(a.annotations)),
