@@ -12,7 +12,7 @@
 //! Clicks and typing go through `Input.*`, as a user's would.
 
 use std::collections::HashMap;
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +61,8 @@ impl Browser {
     /// credentials, as a browser does once the user has typed them in.
     pub async fn launch(basic_auth: Option<(&str, &str)>) -> Browser {
         let profile = tempfile::tempdir().unwrap();
+        // --no-sandbox: CI runs as root in a container, where Chromium's
+        // sandbox cannot start; the pages loaded are our own.
         let cmd = format!(
             "exec chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage \
              --no-first-run --no-default-browser-check --disable-extensions \
@@ -351,12 +353,15 @@ impl Browser {
 /// Splits the pipe into NUL-ended messages: answers go to their caller,
 /// events into the list. Ends when Chromium closes its end; callers still
 /// waiting then see their sender dropped.
-fn read_messages(out: std::process::ChildStdout, waiting: Waiting, events: Arc<Mutex<Vec<Value>>>) {
-    let mut reader = BufReader::new(out);
+fn read_messages(
+    mut out: std::process::ChildStdout,
+    waiting: Waiting,
+    events: Arc<Mutex<Vec<Value>>>,
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 64 * 1024];
     loop {
-        let n = match reader.read(&mut chunk) {
+        let n = match out.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
