@@ -1,5 +1,6 @@
 //! The HTTP edge: Prometheus's API, Alertmanager's API v2, health and
-//! reload endpoints, watchpost's own `/metrics`, and authentication.
+//! reload endpoints, watchpost's own `/metrics`, the web UI, and
+//! authentication.
 //!
 //! A thin layer: handlers read the handles in [`ApiState`] (storage,
 //! scrape views, current config) and format answers; no business logic
@@ -11,11 +12,13 @@ mod alertmanager;
 mod auth;
 mod etag;
 mod heartbeat;
+mod notifications;
 mod prom;
 mod push;
 mod query;
 mod rules;
 pub mod stream;
+mod ui;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -125,9 +128,12 @@ fn build(state: ApiState, notify: Option<Arc<NotifyManager>>) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload).put(reload))
-        .merge(push::routes());
+        .merge(push::routes())
+        .merge(ui::routes());
     if let Some(n) = notify {
-        api = api.merge(alertmanager::routes(n, state.events.clone()));
+        api = api
+            .merge(notifications::routes(n.clone()))
+            .merge(alertmanager::routes(n, state.events.clone()));
     }
     let api = api
         .fallback(not_found)

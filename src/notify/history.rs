@@ -94,6 +94,12 @@ impl History {
         self.entries.iter().cloned().collect()
     }
 
+    /// The newest `limit` entries, newest first (what a history page
+    /// shows), without copying the rest.
+    pub fn newest(&self, limit: usize) -> Vec<HistoryEntry> {
+        self.entries.iter().rev().take(limit).cloned().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -126,6 +132,9 @@ mod tests {
         }
         let at: Vec<i64> = h.entries().iter().map(|e| e.at).collect();
         assert_eq!(at, [1, 2]);
+        let newest: Vec<i64> = h.newest(1).iter().map(|e| e.at).collect();
+        assert_eq!(newest, [2]);
+        assert_eq!(h.newest(10).len(), 2);
         assert_eq!(HistoryEvent::AttemptFailed.as_str(), "attempt_failed");
         let mut none = History::new(0);
         none.push(h.entries()[0].clone());

@@ -420,6 +420,11 @@ impl NotifyManager {
         lock(&self.inner.core).history.entries()
     }
 
+    /// The newest `limit` history entries, newest first.
+    pub fn recent_history(&self, limit: usize) -> Vec<HistoryEntry> {
+        lock(&self.inner.core).history.newest(limit)
+    }
+
     /// The current config.
     pub fn config(&self) -> Arc<NotifyConfig> {
         lock(&self.inner.core).pipeline.config.clone()

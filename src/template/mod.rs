@@ -38,6 +38,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 pub use alertmanager::{AmAlert, AmData, alertmanager_funcs};
+pub(crate) use builtins::html_escape;
 pub use funcs::{FuncError, FuncMap, Function};
 pub use gotime::{GoTime, Zone, format_duration as format_go_duration};
 pub use prometheus::{

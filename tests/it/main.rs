@@ -7,6 +7,7 @@
 mod alert_stream;
 mod amtool_api;
 mod architecture;
+mod browser;
 mod channels_common;
 mod channels_email;
 mod channels_http;
@@ -36,3 +37,4 @@ mod smtp_server;
 mod storage;
 mod support;
 mod template;
+mod ui;
