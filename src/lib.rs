@@ -30,6 +30,7 @@ pub mod config;
 pub mod model;
 pub mod notify;
 pub mod promql;
+pub mod reports;
 pub mod rules;
 pub mod scrape;
 pub mod storage;

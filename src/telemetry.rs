@@ -303,6 +303,31 @@ impl Default for NotifyMetrics {
     }
 }
 
+/// Metric handles of digest reports (`reports:`).
+#[derive(Clone, Debug, Default)]
+pub struct ReportMetrics {
+    /// Reports delivered, by report and integration.
+    pub sent: Family<LabelPairs, Counter>,
+    /// Reports not delivered, by report and reason (`query` when the
+    /// report could not be computed, else the channel's failure reason).
+    pub failed: Family<LabelPairs, Counter>,
+}
+
+impl ReportMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "watchpost_reports_sent",
+            "Digest reports delivered, by report and integration",
+            self.sent.clone(),
+        );
+        registry.register(
+            "watchpost_reports_failed",
+            "Digest reports not delivered, by report and reason (query, or the channel's failure reason)",
+            self.failed.clone(),
+        );
+    }
+}
+
 /// The registry plus every subsystem's handles.
 pub struct Telemetry {
     registry: Registry,
@@ -311,6 +336,7 @@ pub struct Telemetry {
     pub api: ApiMetrics,
     pub notify: NotifyMetrics,
     pub rules: RuleMetrics,
+    pub reports: ReportMetrics,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -396,6 +422,8 @@ impl Telemetry {
         notify.register(&mut registry);
         let rules = RuleMetrics::default();
         rules.register(&mut registry);
+        let reports = ReportMetrics::default();
+        reports.register(&mut registry);
         registry.register_collector(Box::new(StorageCollector(storage)));
         registry.register_collector(Box::new(ProcessCollector));
         registry.register_collector(Box::new(BuildInfo));
@@ -406,6 +434,7 @@ impl Telemetry {
             api,
             notify,
             rules,
+            reports,
         }
     }
 

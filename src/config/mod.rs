@@ -24,6 +24,7 @@ pub mod notify;
 mod raw;
 mod redact;
 mod relabel;
+mod reports;
 mod secret;
 mod types;
 mod units;
@@ -36,6 +37,7 @@ pub use alerting::{AlertingConfig, AlertingError, AlertmanagerSet, parse_alertin
 pub use error::{ConfigError, Diagnostic};
 // For other YAML contracts (rule files) that report in the same voice.
 pub(crate) use error::{Diags, yaml_error};
+pub use reports::{MAX_WINDOW, MIN_WINDOW, ReportConfig};
 pub use secret::{REDACTED, Secret};
 pub use types::*;
 pub use units::{format_size, parse_size};

@@ -79,7 +79,7 @@ pub(crate) fn redacted_yaml(config: &Config) -> String {
             .map(|p| p.to_string_lossy().into_owned()),
         push: redacted(&config.push),
         heartbeats: redacted(&config.heartbeats),
-        reports: redacted(&config.reports),
+        reports: super::reports::shown(&config.reports),
     };
     serde_saphyr::to_string(&view)
         .unwrap_or_else(|e| format!("# the config could not be rendered: {e}\n"))

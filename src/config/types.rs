@@ -34,11 +34,12 @@ pub struct Config {
     pub alerting: Option<serde_json::Value>,
     pub remote_write: Vec<serde_json::Value>,
     /// watchpost's own sections that later issues implement (Pushgateway
-    /// API, heartbeats, digest reports), kept as parsed YAML until then so a
-    /// config written for them already loads.
+    /// API, heartbeats), kept as parsed YAML until then so a config written
+    /// for them already loads.
     pub push: Option<serde_json::Value>,
     pub heartbeats: Option<serde_json::Value>,
-    pub reports: Option<serde_json::Value>,
+    /// `reports:`: digest reports sent on cron schedules.
+    pub reports: Vec<super::reports::ReportConfig>,
     /// The config as the API shows it (`/api/v1/status/config`): YAML with
     /// every secret replaced by `<secret>`.
     pub redacted_yaml: String,

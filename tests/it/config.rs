@@ -263,7 +263,7 @@ fn every_key_example_sets_every_field() {
     );
     assert!(c.web.external_url.is_some() && c.web.page_title.is_some());
     assert!(c.notify.is_some() && c.alerting.is_some() && c.remote_write.len() == 1);
-    assert!(c.push.is_some() && c.heartbeats.is_some() && c.reports.is_some());
+    assert!(c.push.is_some() && c.heartbeats.is_some() && c.reports.len() == 1);
     for secret in [
         "inline-secret",
         "legacy-inline-token",
