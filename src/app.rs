@@ -5,7 +5,8 @@
 //! Start: storage, telemetry, notification pipeline, scrape manager, rule
 //! manager (its on_scrape groups hooked to the scrapes, its alerts
 //! forwarded to the notification pipeline or another [`AlertSink`]), HTTP
-//! server (ready once the first config is applied). Reload: parse and
+//! server (ready once the first config is applied), digest report
+//! schedules. Reload: parse and
 //! validate the whole file, its rule files and its notify section, and
 //! build every job's HTTP client first; only then apply, so a bad file
 //! changes nothing. Shutdown runs the data path in reverse with a deadline
@@ -38,6 +39,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::model::Alert;
 use crate::notify::{NotifyError, NotifyManager, NotifyOptions};
 use crate::promql::{Engine, EngineOptions};
+use crate::reports::{LocalSource, ReportManager};
 use crate::rules::{RuleGroup, RuleLoadError, RuleManager, RuleManagerOptions};
 use crate::scrape::manager::ScrapeManager;
 use crate::storage::{DiskStorage, Storage, StorageOptions, WalSync};
@@ -105,6 +107,8 @@ pub enum AppError {
     Notify(#[from] NotifyError),
     #[error("notification channels: {0}")]
     Channels(#[from] crate::channels::ChannelError),
+    #[error("digest reports: {0}")]
+    Reports(#[from] crate::reports::ReportError),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: String,
@@ -179,6 +183,7 @@ pub struct RunningApp {
     alert_forwarder: JoinHandle<()>,
     notify: Arc<NotifyManager>,
     notify_intake: mpsc::Sender<Vec<Alert>>,
+    reports: Arc<ReportManager>,
     storage: Arc<DiskStorage>,
     server: JoinHandle<()>,
     reloader: JoinHandle<()>,
@@ -232,6 +237,7 @@ impl RunningApp {
         let step = Duration::from_secs(10);
         // 1. Stop intake: the HTTP server finishes in-flight requests.
         self.cancel.cancel();
+        self.reports.shutdown();
         let _ = tokio::time::timeout(step, self.server).await;
         let _ = tokio::time::timeout(step, self.reloader).await;
         // 2. Stop scraping (no staleness markers: a restart continues).
@@ -270,6 +276,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
     let rule_groups = load_rule_groups(&opts, &cfg)?;
     let notify_cfg = notify_config(&cfg)?;
     let factory = crate::channels::factory(&notify_cfg)?;
+    let prepared_reports = crate::reports::prepare(&cfg.reports, &notify_cfg)?;
     let addr = listener.local_addr().map_err(|source| AppError::Listen {
         addr: "listener".to_string(),
         source,
@@ -342,6 +349,13 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         alerts_tx,
     );
     rules.apply(rule_groups, &rule_opts).await;
+    let reports = Arc::new(ReportManager::new(
+        Arc::new(LocalSource::new(engine.clone(), storage.clone())),
+        telemetry.reports.clone(),
+        crate::notify::Clock::system(),
+        tracker.clone(),
+    ));
+    reports.apply(prepared_reports);
     // Before the first scrape pool starts: pools take the hook at creation.
     scrape.set_hook(rules.scrape_hook());
     scrape.apply(&cfg, clients).await;
@@ -384,6 +398,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
             scrape: scrape.clone(),
             rules: rules.clone(),
             notify: notify.clone(),
+            reports: reports.clone(),
             default_url,
         },
         current,
@@ -444,6 +459,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         alert_forwarder,
         notify,
         notify_intake,
+        reports,
         storage,
         server,
         reloader,
@@ -531,6 +547,7 @@ struct Reloadable {
     scrape: Arc<ScrapeManager>,
     rules: RuleManager,
     notify: Arc<NotifyManager>,
+    reports: Arc<ReportManager>,
     /// The external URL when the config sets none.
     default_url: String,
 }
@@ -544,6 +561,7 @@ async fn reload_once(opts: &Options, parts: &Reloadable) -> Result<Arc<Config>, 
     // before it changes anything, so a bad notify section or template file
     // leaves scrapes and rules untouched too.
     let factory = crate::channels::factory(&notify_cfg)?;
+    let reports = crate::reports::prepare(&cfg.reports, &notify_cfg)?;
     parts.notify.apply_config_with(&notify_cfg, &factory)?;
     parts.scrape.apply(&cfg, clients).await;
     parts
@@ -553,6 +571,7 @@ async fn reload_once(opts: &Options, parts: &Reloadable) -> Result<Arc<Config>, 
             &RuleManagerOptions::from_config(&cfg, rule_state_dir(opts), &parts.default_url),
         )
         .await;
+    parts.reports.apply(reports);
     Ok(Arc::new(cfg))
 }
 

@@ -222,8 +222,8 @@ impl Email {
         data: &RenderData,
         now: crate::model::Timestamp,
     ) -> Result<lettre::message::MessageBuilder, SendError> {
-        let from = self.from.render_trimmed(&data)?;
-        let to = self.to.render_trimmed(&data)?;
+        let from = self.from.render_trimmed(data)?;
+        let to = self.to.render_trimmed(data)?;
         let sender: Address = from
             .parse::<Mailbox>()
             .map_err(|e| invalid_address("from", &from, &e))?

@@ -351,6 +351,7 @@ pub fn telegram(r: &Report, loc: IntervalLocation) -> String {
             .map(|j| format!("{}  {}  ({} target(s))", j.job, percent(j.ratio), j.targets))
             .collect(),
     );
+    s.truncate(s.trim_end().len());
     s
 }
 

@@ -23,6 +23,7 @@ mod notify_config;
 mod notify_interop;
 mod promql;
 mod query_api;
+mod reports;
 mod restart;
 mod rules;
 mod rules_api;
