@@ -269,6 +269,10 @@ async fn email_report_has_text_html_and_an_inline_png() {
         image.mail.headers
     );
     assert_png(&image.bytes(), 640, 200);
+    // Kept for a look: target/tmp/report-chart.png and report.html.
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(tmp.join("report-chart.png"), image.bytes()).unwrap();
+    std::fs::write(tmp.join("report.html"), html).unwrap();
 }
 
 #[tokio::test]
@@ -535,4 +539,59 @@ async fn reload_rejects_a_report_whose_receiver_cannot_send() {
         "{e}"
     );
     h.shutdown().await;
+}
+
+/// The example of README's "Digest reports" section loads as written.
+#[test]
+fn readme_example_is_a_valid_config() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## Digest reports\n")
+        .nth(1)
+        .expect("README has a Digest reports section");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the section has a yaml example");
+    let cfg = load(yaml);
+    assert_eq!(cfg.reports.len(), 1);
+    let r = &cfg.reports[0];
+    assert_eq!(
+        (r.name.as_str(), r.receiver.as_str()),
+        ("weekly", "team-digest")
+    );
+    assert_eq!(r.window, Duration::from_secs(7 * 86400));
+    assert_eq!(r.title, "Weekly alert digest");
+    let prepared = reports::prepare(&cfg.reports, cfg.notify.as_ref().unwrap()).unwrap();
+    assert_eq!(prepared.len(), 1);
+}
+
+#[test]
+fn report_counters_are_registered_under_their_documented_names() {
+    let t = watchpost::telemetry::Telemetry::new(Arc::new(MemStorage::new()));
+    t.reports
+        .sent
+        .get_or_create(&vec![
+            ("report", "weekly".to_string()),
+            ("integration", "email[0]".to_string()),
+        ])
+        .inc();
+    t.reports
+        .failed
+        .get_or_create(&vec![
+            ("report", "weekly".to_string()),
+            ("reason", "query".to_string()),
+        ])
+        .inc();
+    let text = t.encode();
+    assert!(
+        text.contains("watchpost_reports_sent_total{report=\"weekly\",integration=\"email[0]\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("watchpost_reports_failed_total{report=\"weekly\",reason=\"query\"} 1"),
+        "{text}"
+    );
 }
