@@ -116,16 +116,20 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// A Prometheus-compatible query API (a running watchpost).
 pub struct HttpSource {
     base: reqwest::Url,
+    /// `base` with its password replaced, for errors.
+    shown: String,
     client: reqwest::Client,
 }
 
 impl HttpSource {
-    /// `base` is the server's root (`http://127.0.0.1:9464`); requests time
-    /// out after `timeout`.
+    /// `base` is the server's root (`http://127.0.0.1:9464`; with web
+    /// config basic auth `http://user:password@host:port`, the password
+    /// never shown in errors); requests time out after `timeout`.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, ReportError> {
+        let shown = crate::config::http_client::redact_url(base);
         let base = reqwest::Url::parse(base).map_err(|e| ReportError::Source {
             message: format!(
-                "{base:?} is not a URL ({e}): give the server's address, e.g. http://127.0.0.1:9464"
+                "{shown:?} is not a URL ({e}): give the server's address, e.g. http://127.0.0.1:9464"
             ),
         })?;
         let client = reqwest::Client::builder()
@@ -134,7 +138,21 @@ impl HttpSource {
             .map_err(|e| ReportError::Source {
                 message: format!("building the HTTP client: {e}"),
             })?;
-        Ok(HttpSource { base, client })
+        Ok(HttpSource {
+            base,
+            shown,
+            client,
+        })
+    }
+
+    fn source_error(&self, what: &str, e: reqwest::Error) -> ReportError {
+        ReportError::Source {
+            message: format!(
+                "{what} {}: {}",
+                self.shown,
+                crate::config::http_client::error_chain(&e.without_url())
+            ),
+        }
     }
 
     async fn get(
@@ -147,23 +165,27 @@ impl HttpSource {
         url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
         url.query_pairs_mut()
             .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
-        let mut resp =
-            self.client
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| ReportError::Source {
-                    message: format!(
-                        "querying {}: {}",
-                        self.base,
-                        crate::config::http_client::error_chain(&e)
-                    ),
-                })?;
+        let mut resp = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.source_error("querying", e))?;
         let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(ReportError::Source {
+                message: format!(
+                    "{} answered 401 Unauthorized: it requires basic auth (web config); give the user in the URL: http://user:password@host:port",
+                    self.shown
+                ),
+            });
+        }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| ReportError::Source {
-            message: format!("reading the answer of {}: {e}", self.base),
-        })? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.source_error("reading the answer of", e))?
+        {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(query_error(
                     expr,
@@ -177,8 +199,8 @@ impl HttpSource {
         let mut json: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| ReportError::Source {
                 message: format!(
-                    "{} answered {status} with something that is not the Prometheus API ({e})",
-                    self.base
+                    "{} answered {status} with something that is not the Prometheus API ({e}): check --web.url",
+                    self.shown
                 ),
             })?;
         if json["status"] != "success" {

@@ -526,6 +526,48 @@ async fn report_show_and_send_use_a_running_watchpost() {
     h.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_show_logs_in_with_the_url_user_and_never_prints_the_password() {
+    let hash = bcrypt::hash("s3cret-pw", 4).unwrap();
+    let web = format!("basic_auth_users:\n  alice: {hash}\n");
+    let yaml = telegram_config("http://127.0.0.1:1", "0 9 * * MON");
+    let h = support::start(&yaml, Some(&web)).await;
+    let config = h.config_path().to_str().unwrap().to_string();
+    let port = h.app().local_addr().port();
+    let show = |url: String| {
+        let c = config.clone();
+        tokio::task::spawn_blocking(move || {
+            watchpost(&[
+                "report",
+                "show",
+                "hourly",
+                "--config",
+                &c,
+                "--web.url",
+                &url,
+            ])
+        })
+    };
+    let out = show(format!("http://alice:s3cret-pw@127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 firing episode(s)"));
+
+    let out = show(format!("http://alice:wrong-pw@127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("answered 401 Unauthorized"), "{err}");
+    assert!(!err.contains("wrong-pw"), "{err}");
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn reload_rejects_a_report_whose_receiver_cannot_send() {
     let api = Recorder::start().await;
