@@ -443,11 +443,27 @@ async fn scheduler_fires_at_the_cron_time() {
     tracker.wait().await;
 }
 
-fn watchpost(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_watchpost"))
-        .args(args)
-        .output()
-        .unwrap()
+/// Runs the binary off the runtime (the watchpost it talks to runs on it).
+async fn watchpost(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_watchpost"))
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// The standard output of a run that must succeed.
+fn success(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,21 +475,11 @@ async fn report_show_and_send_use_a_running_watchpost() {
     #[allow(clippy::disallowed_methods)]
     let now = watchpost::model::timestamp_of(std::time::SystemTime::now());
     fill(h.app().storage().as_ref(), now);
-    let config = h.config_path().to_str().unwrap().to_string();
-    let base = h.base.clone();
+    let c = h.config_path().to_str().unwrap().to_string();
+    let b = h.base.clone();
 
-    let (c, b) = (config.clone(), base.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        watchpost(&["report", "show", "hourly", "--config", &c, "--web.url", &b])
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = watchpost(&["report", "show", "hourly", "--config", &c, "--web.url", &b]).await;
+    let stdout = success(&out);
     assert!(stdout.starts_with("Hourly digest\nWindow: "), "{stdout}");
     assert!(
         stdout.contains("2 firing episode(s) of 2 alert(s)"),
@@ -482,26 +488,17 @@ async fn report_show_and_send_use_a_running_watchpost() {
     assert!(stdout.contains("  node  87.50%  (2 target(s)"), "{stdout}");
     assert!(api.seen().is_empty(), "show sends nothing");
 
-    let (c, b) = (config.clone(), base.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        watchpost(&[
-            "report",
-            "send",
-            "hourly",
-            "--config.file",
-            &c,
-            "--web.url",
-            &b,
-        ])
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "telegram[0]: sent\n");
+    let out = watchpost(&[
+        "report",
+        "send",
+        "hourly",
+        "--config.file",
+        &c,
+        "--web.url",
+        &b,
+    ])
+    .await;
+    assert_eq!(success(&out), "telegram[0]: sent\n");
     let seen = api.seen();
     assert_eq!(seen.len(), 2);
     assert!(
@@ -512,12 +509,7 @@ async fn report_show_and_send_use_a_running_watchpost() {
     );
 
     // An unknown name says which reports exist.
-    let (c, b) = (config, base);
-    let out = tokio::task::spawn_blocking(move || {
-        watchpost(&["report", "send", "nope", "--config", &c, "--web.url", &b])
-    })
-    .await
-    .unwrap();
+    let out = watchpost(&["report", "send", "nope", "--config", &c, "--web.url", &b]).await;
     assert!(!out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -532,11 +524,12 @@ async fn report_show_logs_in_with_the_url_user_and_never_prints_the_password() {
     let web = format!("basic_auth_users:\n  alice: {hash}\n");
     let yaml = telegram_config("http://127.0.0.1:1", "0 9 * * MON");
     let h = support::start(&yaml, Some(&web)).await;
-    let config = h.config_path().to_str().unwrap().to_string();
+    let c = h.config_path().to_str().unwrap().to_string();
     let port = h.app().local_addr().port();
-    let show = |url: String| {
-        let c = config.clone();
-        tokio::task::spawn_blocking(move || {
+    let show = |password: &str| {
+        let url = format!("http://alice:{password}@127.0.0.1:{port}");
+        let c = c.clone();
+        async move {
             watchpost(&[
                 "report",
                 "show",
@@ -546,21 +539,11 @@ async fn report_show_logs_in_with_the_url_user_and_never_prints_the_password() {
                 "--web.url",
                 &url,
             ])
-        })
+            .await
+        }
     };
-    let out = show(format!("http://alice:s3cret-pw@127.0.0.1:{port}"))
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 firing episode(s)"));
-
-    let out = show(format!("http://alice:wrong-pw@127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    assert!(success(&show("s3cret-pw").await).contains("0 firing episode(s)"));
+    let out = show("wrong-pw").await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("answered 401 Unauthorized"), "{err}");
