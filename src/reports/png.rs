@@ -134,15 +134,24 @@ impl Crc32 {
 pub const CHART_WIDTH: u32 = 640;
 pub const CHART_HEIGHT: u32 = 200;
 const MARGIN: u32 = 10;
+/// Width of the plot area: at most this many bars.
+pub const PLOT_WIDTH: u32 = CHART_WIDTH - 2 * MARGIN;
+
+/// How many consecutive values [`bar_chart`] merges into one bar: as few
+/// as fit [`PLOT_WIDTH`] bars.
+pub fn steps_per_bar(values: usize) -> usize {
+    values.div_ceil(PLOT_WIDTH as usize).max(1)
+}
 
 /// A bar chart of `values` (one per time step, in order) on a
-/// [`CHART_WIDTH`] x [`CHART_HEIGHT`] canvas: steps are merged into
-/// columns by their maximum (a short burst stays visible), bar heights are
-/// relative to the largest value, with four horizontal grid lines and the
-/// axes. All zeros give an empty chart with axes only.
+/// [`CHART_WIDTH`] x [`CHART_HEIGHT`] canvas: [`steps_per_bar`] steps
+/// are merged into one bar by their maximum (a short burst stays
+/// visible), bar heights are relative to the largest value, with four
+/// horizontal grid lines and the axes. All zeros give an empty chart with
+/// axes only.
 pub fn bar_chart(values: &[f64]) -> Canvas {
     let mut c = Canvas::new(CHART_WIDTH, CHART_HEIGHT, BACKGROUND);
-    let plot_w = CHART_WIDTH - 2 * MARGIN;
+    let plot_w = PLOT_WIDTH;
     let plot_h = CHART_HEIGHT - 2 * MARGIN;
     let bottom = CHART_HEIGHT - MARGIN;
     for i in 1..=4 {
@@ -156,11 +165,12 @@ pub fn bar_chart(values: &[f64]) -> Canvas {
         .fold(0.0_f64, f64::max);
     if max > 0.0 && !values.is_empty() {
         let n = values.len();
-        let columns = (plot_w as usize).min(n);
+        let per = steps_per_bar(n);
+        let columns = n.div_ceil(per);
         let col_w = plot_w as usize / columns;
         for col in 0..columns {
-            let from = col * n / columns;
-            let to = ((col + 1) * n / columns).max(from + 1);
+            let from = col * per;
+            let to = (from + per).min(n);
             let v = values[from..to]
                 .iter()
                 .copied()
@@ -222,6 +232,8 @@ mod tests {
 
     #[test]
     fn bars_are_relative_to_the_largest_value() {
+        assert_eq!(steps_per_bar(10_081), 17);
+        assert_eq!(steps_per_bar(241), 1);
         let c = bar_chart(&[0.0, 2.0, 1.0, 0.0]);
         let bottom = CHART_HEIGHT - MARGIN - 1;
         // 4 values over 620 columns: 155 pixels each.

@@ -180,9 +180,11 @@ pub fn text(r: &Report, loc: IntervalLocation) -> String {
 
 fn chart_caption(r: &Report) -> String {
     let max = r.firing_over_time.iter().copied().fold(0.0_f64, f64::max);
+    let per_bar = png::steps_per_bar(r.firing_over_time.len());
+    let bar = r.step * u32::try_from(per_bar).unwrap_or(u32::MAX);
     format!(
         "Firing alerts over the window, one bar per {} (highest: {max})",
-        format_duration(r.step.max(r.window / png::CHART_WIDTH))
+        format_duration(bar)
     )
 }
 
