@@ -89,7 +89,7 @@ struct ReportSource {
         default_value = "http://127.0.0.1:9464"
     )]
     url: String,
-    /// Longest wait for each query and each send.
+    /// Longest wait for each query (each send has the channels' 30s).
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
     timeout: std::time::Duration,
 }
