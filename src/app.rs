@@ -5,7 +5,8 @@
 //! Start: storage, telemetry, notification pipeline, scrape manager, rule
 //! manager (its on_scrape groups hooked to the scrapes, its alerts
 //! forwarded to the notification pipeline or another [`AlertSink`]), HTTP
-//! server (ready once the first config is applied). Reload: parse and
+//! server (ready once the first config is applied), digest report
+//! schedules. Reload: parse and
 //! validate the whole file, its rule files and its notify section, and
 //! build every job's HTTP client first; only then apply, so a bad file
 //! changes nothing. Shutdown runs the data path in reverse with a deadline
@@ -41,6 +42,7 @@ use crate::ingest::{PushIngest, PushStore};
 use crate::model::Alert;
 use crate::notify::{Clock, NotifyError, NotifyManager, NotifyOptions};
 use crate::promql::{Engine, EngineOptions};
+use crate::reports::{LocalSource, ReportManager};
 use crate::rules::{RuleGroup, RuleLoadError, RuleManager, RuleManagerOptions};
 use crate::scrape::manager::ScrapeManager;
 use crate::storage::{DiskStorage, Storage, StorageOptions, WalSync};
@@ -117,6 +119,8 @@ pub enum AppError {
     Channels(#[from] crate::channels::ChannelError),
     #[error("opening the pushed groups: {0}")]
     Push(std::io::Error),
+    #[error("digest reports: {0}")]
+    Reports(#[from] crate::reports::ReportError),
     #[error("listening on {addr}: {source}")]
     Listen {
         addr: String,
@@ -193,6 +197,7 @@ pub struct RunningApp {
     notify_intake: mpsc::Sender<Vec<Alert>>,
     events: Arc<AlertEvents>,
     heartbeats: Arc<Heartbeats>,
+    reports: Arc<ReportManager>,
     storage: Arc<DiskStorage>,
     server: JoinHandle<()>,
     reloader: JoinHandle<()>,
@@ -256,6 +261,7 @@ impl RunningApp {
         let step = Duration::from_secs(10);
         // 1. Stop intake: the HTTP server finishes in-flight requests.
         self.cancel.cancel();
+        self.reports.shutdown();
         let _ = tokio::time::timeout(step, self.server).await;
         let _ = tokio::time::timeout(step, self.reloader).await;
         // 2. Stop scraping (no staleness markers: a restart continues).
@@ -294,6 +300,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
     let rule_groups = load_rule_groups(&opts, &cfg)?;
     let notify_cfg = notify_config(&cfg)?;
     let factory = crate::channels::factory(&notify_cfg)?;
+    let prepared_reports = crate::reports::prepare(&cfg.reports, &notify_cfg)?;
     let addr = listener.local_addr().map_err(|source| AppError::Listen {
         addr: "listener".to_string(),
         source,
@@ -389,6 +396,13 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         }));
     }
     rules.apply(rule_groups, &rule_opts).await;
+    let reports = Arc::new(ReportManager::new(
+        Arc::new(LocalSource::new(engine.clone(), storage.clone())),
+        telemetry.reports.clone(),
+        crate::notify::Clock::system(),
+        tracker.clone(),
+    ));
+    reports.apply(prepared_reports);
     // Before the first scrape pool starts: pools take the hook at creation.
     scrape.set_hook(rules.scrape_hook());
 
@@ -442,6 +456,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
             rules: rules.clone(),
             notify: notify.clone(),
             heartbeats: heartbeats.clone(),
+            reports: reports.clone(),
             default_url,
         },
         current,
@@ -504,6 +519,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
         notify_intake,
         events,
         heartbeats,
+        reports,
         storage,
         server,
         reloader,
@@ -676,6 +692,7 @@ struct Reloadable {
     rules: RuleManager,
     notify: Arc<NotifyManager>,
     heartbeats: Arc<Heartbeats>,
+    reports: Arc<ReportManager>,
     /// The external URL when the config sets none.
     default_url: String,
 }
@@ -689,6 +706,7 @@ async fn reload_once(opts: &Options, parts: &Reloadable) -> Result<Arc<Config>, 
     // before it changes anything, so a bad notify section or template file
     // leaves scrapes and rules untouched too.
     let factory = crate::channels::factory(&notify_cfg)?;
+    let reports = crate::reports::prepare(&cfg.reports, &notify_cfg)?;
     parts.notify.apply_config_with(&notify_cfg, &factory)?;
     parts.scrape.apply(&cfg, clients).await;
     parts
@@ -699,6 +717,7 @@ async fn reload_once(opts: &Options, parts: &Reloadable) -> Result<Arc<Config>, 
         )
         .await;
     parts.heartbeats.apply(&cfg.heartbeats);
+    parts.reports.apply(reports);
     Ok(Arc::new(cfg))
 }
 

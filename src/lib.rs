@@ -31,6 +31,7 @@ pub mod ingest;
 pub mod model;
 pub mod notify;
 pub mod promql;
+pub mod reports;
 pub mod rules;
 pub mod scrape;
 pub mod storage;

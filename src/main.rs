@@ -1,5 +1,6 @@
 //! The `watchpost` command line: `run` (the default), `check config`,
-//! `check rules`, `test rules`, `notify routes` and `notify test`.
+//! `check rules`, `test rules`, `notify routes`, `notify test`, `report send`
+//! and `report show`.
 //!
 //! Flag names are Prometheus's, so habits and scripts carry over. Raw
 //! arguments become validated options here; `anyhow` is used only in this
@@ -46,6 +47,51 @@ enum Command {
     /// receiver delivers.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Make a digest report (`reports:`) now, from the data of a running
+    /// watchpost: send it, or print it.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCommand {
+    /// Make the report now and send it through every email and Telegram
+    /// integration of its receiver once; prints each outcome, exits 1 if
+    /// any failed.
+    Send {
+        #[command(flatten)]
+        source: ReportSource,
+        /// The report's name.
+        name: String,
+    },
+    /// Make the report now and print its text version.
+    Show {
+        #[command(flatten)]
+        source: ReportSource,
+        /// The report's name.
+        name: String,
+    },
+}
+
+/// Where a report's config and data come from.
+#[derive(Args, Debug, Clone)]
+struct ReportSource {
+    /// watchpost configuration file with the `reports:` section (default
+    /// config/watchpost.yml).
+    #[arg(long = "config.file", alias = "config", value_name = "FILE")]
+    config_file: Option<PathBuf>,
+    /// The running watchpost whose data the report is made from (its
+    /// Prometheus API); the command does not open the storage directory,
+    /// which that watchpost owns.
+    #[arg(
+        long = "web.url",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:9464"
+    )]
+    url: String,
+    /// Longest wait for each query (each send has the channels' 30s).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    timeout: std::time::Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -216,6 +262,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check(CheckCommand::Config { files })) => return check_config(&files),
         Some(Command::Notify(cmd)) => return notify(cmd),
+        Some(Command::Report(cmd)) => return report(cmd),
         Some(Command::Check(CheckCommand::Rules {
             files,
             lint,
@@ -434,6 +481,59 @@ fn notify_inner(cmd: NotifyCommand) -> anyhow::Result<bool> {
             Ok(outcomes.iter().all(|o| o.result.is_ok()))
         }
     }
+}
+
+fn report(cmd: ReportCommand) -> ExitCode {
+    match report_inner(cmd) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("watchpost: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a `report` subcommand; `Ok(false)` when a send failed.
+fn report_inner(cmd: ReportCommand) -> anyhow::Result<bool> {
+    let (source, name, send) = match cmd {
+        ReportCommand::Send { source, name } => (source, name, true),
+        ReportCommand::Show { source, name } => (source, name, false),
+    };
+    let file = source
+        .config_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let cfg = watchpost::config::load_file(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = watchpost::reports::find(&cfg.reports, &name)?.clone();
+    let data = watchpost::reports::HttpSource::new(&source.url, source.timeout)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // A scheduler-level read of the clock: the report's window ends now.
+    #[allow(clippy::disallowed_methods)]
+    let now = watchpost::model::timestamp_of(std::time::SystemTime::now());
+    if !send {
+        let (made, _) = rt.block_on(watchpost::reports::make(&data, &report, now))?;
+        print!(
+            "{}",
+            watchpost::reports::render::text(&made, report.location)
+        );
+        return Ok(true);
+    }
+    let notify = app::notify_config(&cfg)?;
+    let prepared = watchpost::reports::prepare(std::slice::from_ref(&report), &notify)?;
+    let metrics = watchpost::telemetry::ReportMetrics::default();
+    let mut ok = true;
+    for p in &prepared {
+        let outcomes = rt.block_on(watchpost::reports::send(&data, p, now, &metrics))?;
+        for o in &outcomes {
+            println!("{o}");
+            ok &= o.result.is_ok();
+        }
+    }
+    Ok(ok)
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -375,6 +375,31 @@ impl HeartbeatMetrics {
     }
 }
 
+/// Metric handles of digest reports (`reports:`).
+#[derive(Clone, Debug, Default)]
+pub struct ReportMetrics {
+    /// Reports delivered, by report and integration.
+    pub sent: Family<LabelPairs, Counter>,
+    /// Reports not delivered, by report and reason (`query` when the
+    /// report could not be computed, else the channel's failure reason).
+    pub failed: Family<LabelPairs, Counter>,
+}
+
+impl ReportMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "watchpost_reports_sent",
+            "Digest reports delivered, by report and integration",
+            self.sent.clone(),
+        );
+        registry.register(
+            "watchpost_reports_failed",
+            "Digest reports not delivered, by report and reason (query, or the channel's failure reason)",
+            self.failed.clone(),
+        );
+    }
+}
+
 /// The registry plus every subsystem's handles.
 pub struct Telemetry {
     registry: Registry,
@@ -385,6 +410,7 @@ pub struct Telemetry {
     pub rules: RuleMetrics,
     pub push: PushMetrics,
     pub heartbeat: HeartbeatMetrics,
+    pub reports: ReportMetrics,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -472,6 +498,8 @@ impl Telemetry {
         rules.register(&mut registry);
         let push = PushMetrics::default();
         push.register(&mut registry);
+        let reports = ReportMetrics::default();
+        reports.register(&mut registry);
         registry.register_collector(Box::new(StorageCollector(storage)));
         registry.register_collector(Box::new(ProcessCollector));
         registry.register_collector(Box::new(BuildInfo));
@@ -486,6 +514,7 @@ impl Telemetry {
             rules,
             push,
             heartbeat,
+            reports,
         }
     }
 

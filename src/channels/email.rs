@@ -32,14 +32,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use base64::Engine;
 use lettre::address::Envelope;
 use lettre::message::header::{self, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, Mailboxes, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, Mailboxes, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, Identity, TlsParameters,
 };
 use lettre::transport::smtp::extension::{ClientId, Extension};
 use lettre::{Address, Message};
-use md5::{Digest, Md5};
+use md5::{Digest as _, Md5};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -50,6 +50,7 @@ use crate::config::notify::{EmailConfig, HostPort};
 use crate::model::fnv1a64;
 use crate::notify::{NotificationData, Notifier, SendError};
 
+use super::digest::Digest;
 use super::http::is_certificate_error;
 use super::render::{RenderData, Tmpl, escape_html};
 use super::{Builder, ChannelError, Scrub, now_ms, with_timeout};
@@ -59,6 +60,8 @@ const MIME_HEADERS: [&str; 3] = ["Content-Type", "Content-Transfer-Encoding", "M
 
 pub struct Email {
     name: String,
+    /// The receiver's name (`.Receiver` when a digest renders `to`/`from`).
+    receiver: String,
     send_resolved: bool,
     to: Tmpl,
     from: Tmpl,
@@ -116,6 +119,7 @@ impl Email {
             });
         Ok(Email {
             name: b.name.clone(),
+            receiver: b.receiver.to_string(),
             send_resolved: b.send_resolved,
             to: b.tmpl("to", &c.to)?,
             from: b.tmpl("from", &c.from)?,
@@ -137,8 +141,89 @@ impl Email {
     pub fn message(&self, msg: &NotificationData) -> Result<Message, SendError> {
         let now = now_ms();
         let data = RenderData::new(msg, now, None);
-        let from = self.from.render_trimmed(&data)?;
-        let to = self.to.render_trimmed(&data)?;
+        let b = self.headers(msg, &data, now)?;
+        let text = if self.text.is_empty() {
+            None
+        } else {
+            Some(self.text.render(&data)?)
+        };
+        let html = if self.html.is_empty() {
+            None
+        } else {
+            let escaped = RenderData::new(msg, now, Some(escape_html));
+            Some(self.html.render(&escaped)?)
+        };
+        let built = match (text, html) {
+            (Some(t), Some(h)) => b.multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::plain(t))
+                    .singlepart(SinglePart::html(h)),
+            ),
+            (None, Some(h)) => b.singlepart(SinglePart::html(h)),
+            (Some(t), None) => b.singlepart(SinglePart::plain(t)),
+            (None, None) => b.body(String::new()),
+        };
+        built.map_err(build_error)
+    }
+
+    /// A digest report as a message: the configured envelope and headers
+    /// (rendered for a notification without alerts), the report's title
+    /// as the subject, and a `multipart/alternative` body of the text and
+    /// of the HTML with the chart inline (`multipart/related`, referenced
+    /// as `cid:`).
+    pub fn digest_message(&self, digest: &Digest) -> Result<Message, SendError> {
+        let now = now_ms();
+        let msg = NotificationData::new(
+            &self.receiver,
+            format!("report:{}", digest.name),
+            crate::model::Labels::default(),
+            Vec::new(),
+            "",
+            now,
+        );
+        let data = RenderData::new(&msg, now, None);
+        let b = self
+            .headers(&msg, &data, now)?
+            .subject(digest.title.as_str());
+        let mut html = MultiPart::related().singlepart(SinglePart::html(digest.html.clone()));
+        if let Some(png) = &digest.chart_png {
+            let png_type = header::ContentType::parse("image/png")
+                .map_err(|e| SendError::permanent("invalid_message", format!("image/png: {e}")))?;
+            html = html.singlepart(
+                Attachment::new_inline(digest.chart_cid.clone()).body(png.clone(), png_type),
+            );
+        }
+        b.multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(digest.text.clone()))
+                .multipart(html),
+        )
+        .map_err(build_error)
+    }
+
+    /// Sends a digest report in one SMTP transaction, with the same
+    /// connection, TLS, AUTH and error classification as notifications.
+    pub async fn send_digest(&self, digest: &Digest) -> Result<(), SendError> {
+        let mut scrub = Scrub::new();
+        let what = format!("smarthost {}", self.smarthost);
+        let fut = async {
+            let message = self.digest_message(digest)?;
+            let credentials = self.credentials(&mut scrub)?;
+            self.transaction(&message, credentials.as_ref()).await
+        };
+        let r = with_timeout(self.timeout, &what, fut).await;
+        r.map_err(|e| scrub.error(e))
+    }
+
+    /// The builder with envelope, date, configured headers and Message-Id.
+    fn headers(
+        &self,
+        msg: &NotificationData,
+        data: &RenderData,
+        now: crate::model::Timestamp,
+    ) -> Result<lettre::message::MessageBuilder, SendError> {
+        let from = self.from.render_trimmed(data)?;
+        let to = self.to.render_trimmed(data)?;
         let sender: Address = from
             .parse::<Mailbox>()
             .map_err(|e| invalid_address("from", &from, &e))?
@@ -162,7 +247,7 @@ impl Email {
         let mut b = Message::builder().envelope(envelope).date(st);
         let mut has_message_id = false;
         for (name, tmpl) in &self.headers {
-            let value = tmpl.render(&data)?;
+            let value = tmpl.render(data)?;
             let value = value.trim();
             b = match name.as_str() {
                 "Subject" => b.subject(value),
@@ -193,38 +278,18 @@ impl Email {
             let id = fnv1a64(&[msg.group_key.as_bytes(), &now.to_le_bytes()]);
             b = b.message_id(Some(format!("<{now}.{id:016x}@{}>", self.hello)));
         }
-        let text = if self.text.is_empty() {
-            None
-        } else {
-            Some(self.text.render(&data)?)
-        };
-        let html = if self.html.is_empty() {
-            None
-        } else {
-            let escaped = RenderData::new(msg, now, Some(escape_html));
-            Some(self.html.render(&escaped)?)
-        };
-        let built = match (text, html) {
-            (Some(t), Some(h)) => b.multipart(
-                MultiPart::alternative()
-                    .singlepart(SinglePart::plain(t))
-                    .singlepart(SinglePart::html(h)),
-            ),
-            (None, Some(h)) => b.singlepart(SinglePart::html(h)),
-            (Some(t), None) => b.singlepart(SinglePart::plain(t)),
-            (None, None) => b.body(String::new()),
-        };
-        built.map_err(|e| {
-            SendError::permanent(
-                "invalid_message",
-                format!("building the message: {e}: check the From header and the headers"),
-            )
-        })
+        Ok(b)
     }
 
     async fn deliver(&self, msg: &NotificationData, scrub: &mut Scrub) -> Result<(), SendError> {
         let message = self.message(msg)?;
-        let credentials = match &self.auth {
+        let credentials = self.credentials(scrub)?;
+        self.transaction(&message, credentials.as_ref()).await
+    }
+
+    /// The AUTH values, secrets read from their files now (per send).
+    fn credentials(&self, scrub: &mut Scrub) -> Result<Option<AuthValues>, SendError> {
+        Ok(match &self.auth {
             Some(a) => Some(AuthValues {
                 username: a.username.clone(),
                 password: match &a.password {
@@ -237,8 +302,7 @@ impl Email {
                 },
             }),
             None => None,
-        };
-        self.transaction(&message, credentials.as_ref()).await
+        })
     }
 
     /// One SMTP session: connect, (STARTTLS), (AUTH), MAIL/RCPT/DATA, QUIT.
@@ -382,6 +446,13 @@ fn is_local(host: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn build_error(e: lettre::error::Error) -> SendError {
+    SendError::permanent(
+        "invalid_message",
+        format!("building the message: {e}: check the From header and the headers"),
+    )
 }
 
 fn invalid_address(field: &str, value: &str, e: &dyn std::fmt::Display) -> SendError {

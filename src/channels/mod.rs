@@ -18,6 +18,7 @@
 //! used by that send.
 
 pub mod alertmanager;
+pub mod digest;
 pub mod discord;
 pub mod email;
 mod http;

@@ -20,9 +20,9 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use teloxide_core::payloads::SendMessageSetters;
+use teloxide_core::payloads::{SendMessageSetters, SendPhotoSetters};
 use teloxide_core::requests::Requester;
-use teloxide_core::types::{ChatId, MessageId, ParseMode as TgParseMode, ThreadId};
+use teloxide_core::types::{ChatId, InputFile, MessageId, ParseMode as TgParseMode, ThreadId};
 use teloxide_core::{ApiError, Bot, RequestError};
 
 use crate::config::SecretSource;
@@ -31,6 +31,7 @@ use crate::config::notify::{TelegramChat, TelegramConfig};
 use crate::model::fnv1a64;
 use crate::notify::{NotificationData, Notifier, SendError};
 
+use super::digest::Digest;
 use super::http::is_certificate_error;
 use super::render::{Escape, RenderData, Tmpl};
 use super::telegram_format::{
@@ -239,6 +240,56 @@ impl Telegram {
             req = req.disable_notification(true);
         }
         req.await.map(|_| ())
+    }
+
+    /// Sends a digest report: its HTML in as many `sendMessage` parts as
+    /// it needs (at most [`MAX_PARTS`], in HTML parse mode whatever the
+    /// integration's `parse_mode`, since the report renders its own HTML),
+    /// then the chart with `sendPhoto`.
+    pub async fn send_digest(&self, digest: &Digest) -> Result<(), SendError> {
+        let mut scrub = Scrub::new();
+        let r = with_timeout(
+            self.timeout,
+            "telegram",
+            self.deliver_digest(digest, &mut scrub),
+        )
+        .await;
+        r.map_err(|e| scrub.error(e))
+    }
+
+    async fn deliver_digest(&self, digest: &Digest, scrub: &mut Scrub) -> Result<(), SendError> {
+        let token = scrub.read(&self.token, "bot_token")?;
+        let chat = self.chat_id()?;
+        let bot = Bot::with_client(token, self.client.clone()).set_api_url(self.api_url.clone());
+        let mut parts = split_html(&digest.telegram_html, MESSAGE_LIMIT);
+        parts.truncate(MAX_PARTS);
+        let total = parts.len();
+        for (i, part) in parts.iter().enumerate() {
+            if let Err(e) = self.send_part(&bot, chat, part, ParseMode::Html).await {
+                let e = classify(e);
+                return Err(if total > 1 {
+                    with_context(e, &format!("part {} of {total}", i + 1))
+                } else {
+                    e
+                });
+            }
+        }
+        if let Some(png) = &digest.chart_png {
+            let photo = InputFile::memory(png.clone()).file_name("chart.png");
+            let mut req = bot
+                .send_photo(ChatId(chat), photo)
+                .caption(digest.chart_caption.clone());
+            if let Some(t) = self.thread {
+                req = req.message_thread_id(ThreadId(MessageId(t)));
+            }
+            if self.disable_notification {
+                req = req.disable_notification(true);
+            }
+            req.await
+                .map(|_| ())
+                .map_err(|e| with_context(classify(e), "chart"))?;
+        }
+        Ok(())
     }
 
     fn done(&self, key: u64) -> usize {

@@ -26,6 +26,7 @@ mod push;
 mod raw;
 mod redact;
 mod relabel;
+mod reports;
 mod secret;
 mod types;
 mod units;
@@ -43,6 +44,7 @@ pub use heartbeats::{
 // For other YAML contracts (rule files) that report in the same voice.
 pub(crate) use error::{Diags, yaml_error};
 pub use push::PushConfig;
+pub use reports::{MAX_WINDOW, MIN_WINDOW, ReportConfig};
 pub use secret::{REDACTED, Secret};
 pub use types::*;
 pub use units::{format_size, parse_size};

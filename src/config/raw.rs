@@ -125,7 +125,7 @@ raw_struct! {
         pub notify_file: Option<S<String>>,
         pub push: Option<S<Option<super::push::RawPush>>>,
         pub heartbeats: Option<S<Vec<S<super::heartbeats::RawHeartbeat>>>>,
-        pub reports: Option<S<Value>>,
+        pub reports: Option<S<Vec<S<super::reports::RawReport>>>>,
     }
     refused { runtime, tracing, remote_read, otlp }
 }

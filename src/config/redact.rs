@@ -80,7 +80,7 @@ pub(crate) fn redacted_yaml(config: &Config) -> String {
         // Shown only when set, so an untouched config renders as before.
         push: (config.push != super::push::PushConfig::default()).then_some(&config.push),
         heartbeats: super::heartbeats::view(&config.heartbeats),
-        reports: redacted(&config.reports),
+        reports: super::reports::shown(&config.reports),
     };
     serde_saphyr::to_string(&view)
         .unwrap_or_else(|e| format!("# the config could not be rendered: {e}\n"))

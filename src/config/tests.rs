@@ -765,7 +765,7 @@ remote_write:
   - url: http://rw/api/v1/write
 push: {pushgateway: true, max_groups: 5}
 heartbeats: [{name: backup, period: 1d}]
-reports: {}
+reports: []
 storage:
   retention: {time: 30d, size: 10GB}
 web: {external_url: 'https://watchpost.example/', page_title: Watch}
@@ -773,7 +773,7 @@ web: {external_url: 'https://watchpost.example/', page_title: Watch}
     assert_eq!(c.rule_files, ["/etc/watchpost/rules/*.yml", "/abs/r.yml"]);
     assert!(c.alerting.is_some() && c.remote_write.len() == 1);
     assert!(c.push.pushgateway && !c.push.remote_write && c.push.max_groups == 5);
-    assert!(c.heartbeats.len() == 1 && c.reports.is_some());
+    assert!(c.heartbeats.len() == 1 && c.reports.is_empty());
     assert_eq!(c.storage.retention_time, secs(30 * 86400));
     assert_eq!(c.storage.retention_size, 10 << 30);
     assert_eq!(

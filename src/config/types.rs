@@ -37,7 +37,8 @@ pub struct Config {
     pub push: super::push::PushConfig,
     /// `heartbeats:`: dead man's switches pinged over HTTP.
     pub heartbeats: Vec<super::HeartbeatConfig>,
-    pub reports: Option<serde_json::Value>,
+    /// `reports:`: digest reports sent on cron schedules.
+    pub reports: Vec<super::reports::ReportConfig>,
     /// The config as the API shows it (`/api/v1/status/config`): YAML with
     /// every secret replaced by `<secret>`.
     pub redacted_yaml: String,

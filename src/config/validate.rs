@@ -210,6 +210,14 @@ fn build_config(cx: &mut Cx<'_>, raw: RawConfig, env: Env<'_>) -> Config {
         }
         (None, None) => None,
     };
+    let notify_seen = match &notify {
+        Some(n) => super::reports::NotifySeen::Valid(n),
+        None if raw.notify.is_some() || raw.notify_file.is_some() => {
+            super::reports::NotifySeen::Invalid
+        }
+        None => super::reports::NotifySeen::Absent,
+    };
+    let reports = super::reports::build(cx, raw.reports.as_ref(), notify_seen);
     let alerting = mapping_or_none(cx, "alerting", raw.alerting);
     let remote_write = raw.remote_write.map(|r| r.value).unwrap_or_default();
 
@@ -225,7 +233,7 @@ fn build_config(cx: &mut Cx<'_>, raw: RawConfig, env: Env<'_>) -> Config {
         remote_write,
         push: super::push::build_push(cx, raw.push.as_ref()),
         heartbeats: super::heartbeats::build(cx, raw.heartbeats.as_ref()),
-        reports: raw.reports.map(|v| v.value).filter(|v| !v.is_null()),
+        reports,
         redacted_yaml: String::new(),
     };
     config.redacted_yaml = redacted_yaml(&config);

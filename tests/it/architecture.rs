@@ -37,6 +37,18 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
             &["model", "config", "notify", "telemetry", "template"][..],
         ),
         (
+            "reports",
+            &[
+                "model",
+                "config",
+                "storage",
+                "promql",
+                "telemetry",
+                "notify",
+                "channels",
+            ][..],
+        ),
+        (
             "api",
             &[
                 "model",
@@ -64,6 +76,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "rules",
                 "notify",
                 "channels",
+                "reports",
                 "api",
                 "template",
             ][..],

@@ -274,7 +274,7 @@ fn every_key_example_sets_every_field() {
             max_groups: 100,
         }
     );
-    assert!(c.heartbeats.len() == 1 && c.reports.is_some());
+    assert!(c.heartbeats.len() == 1 && c.reports.len() == 1);
     for secret in [
         "inline-secret",
         "legacy-inline-token",

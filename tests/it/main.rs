@@ -28,6 +28,7 @@ mod notify_interop;
 mod promql;
 mod push;
 mod query_api;
+mod reports;
 mod restart;
 mod rules;
 mod rules_api;

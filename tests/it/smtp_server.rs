@@ -366,6 +366,14 @@ impl Mail {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The multipart boundary of the Content-Type, if any.
+    pub fn boundary(&self) -> Option<String> {
+        self.header("Content-Type")?
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("boundary="))
+            .map(|b| b.trim_matches('"').to_string())
+    }
+
     /// The decoded parts of a multipart body, as (content type, text); a
     /// single-part message is one part.
     pub fn parts(&self) -> Vec<(String, String)> {
@@ -373,11 +381,7 @@ impl Mail {
             .header("Content-Type")
             .unwrap_or("text/plain")
             .to_string();
-        let Some(boundary) = ct
-            .split(';')
-            .find_map(|p| p.trim().strip_prefix("boundary="))
-            .map(|b| b.trim_matches('"').to_string())
-        else {
+        let Some(boundary) = self.boundary() else {
             let cte = self.header("Content-Transfer-Encoding").unwrap_or("7bit");
             return vec![(ct, decode(cte, &self.body))];
         };

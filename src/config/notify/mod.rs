@@ -26,6 +26,7 @@ use serde_saphyr::Spanned;
 pub use matchers::{MatcherSyntaxError, parse_matcher, parse_matchers, regex_reason};
 pub use types::*;
 pub use validate::parse_go_duration;
+pub(crate) use validate::{parse_cron, parse_location};
 
 use crate::config::ConfigError;
 use crate::config::error::{Diags, yaml_error};

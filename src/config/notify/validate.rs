@@ -2150,22 +2150,16 @@ fn build_time_interval(cx: &mut Cx<'_>, ctx: &str, t: &S<RawTimeInterval>) -> Op
 
     let location = match set(v.location.as_ref()) {
         None => IntervalLocation::Utc,
-        Some(l) => match l.value.as_str() {
-            "UTC" => IntervalLocation::Utc,
-            "Local" => IntervalLocation::Local,
-            name => match name.parse::<chrono_tz::Tz>() {
-                Ok(tz) => IntervalLocation::Tz(tz),
-                Err(_) => {
-                    cx.err(
-                        l.referenced,
-                        format!(
-                            "{ctx}location: unknown time zone {name:?}: use an IANA name such as Europe/Berlin, UTC or Local"
-                        ),
-                    );
-                    IntervalLocation::Utc
-                }
-            },
-        },
+        Some(l) => parse_location(&l.value).unwrap_or_else(|| {
+            cx.err(
+                l.referenced,
+                format!(
+                    "{ctx}location: unknown time zone {:?}: use an IANA name such as Europe/Berlin, UTC or Local",
+                    l.value
+                ),
+            );
+            IntervalLocation::Utc
+        }),
     };
 
     let cron = match (&v.cron, &v.duration) {
@@ -2199,22 +2193,10 @@ fn build_time_interval(cx: &mut Cx<'_>, ctx: &str, t: &S<RawTimeInterval>) -> Op
                     );
                 }
             }
-            let schedule = croner::parser::CronParser::builder()
-                .seconds(croner::parser::Seconds::Disallowed)
-                .year(croner::parser::Year::Disallowed)
-                .build()
-                .parse(&c.value);
-            let schedule = match schedule {
+            let schedule = match parse_cron(&c.value) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    cx.err(
-                        c.referenced,
-                        format!(
-                            "{ctx}cron: {:?} is not a valid cron expression ({}): write 5 fields, minute hour day-of-month month day-of-week, e.g. \"0 2 * * SUN\"",
-                            c.value,
-                            cron_error(&e)
-                        ),
-                    );
+                    cx.err(c.referenced, format!("{ctx}cron: {e}"));
                     None
                 }
             };
@@ -2257,6 +2239,33 @@ fn build_time_interval(cx: &mut Cx<'_>, ctx: &str, t: &S<RawTimeInterval>) -> Op
         location,
         cron,
     })
+}
+
+/// A 5-field cron expression (minute hour day-of-month month day-of-week),
+/// as cron daemons read it; the error says what is wrong and how to write
+/// one. Shared by `time_intervals` and digest reports.
+pub(crate) fn parse_cron(text: &str) -> Result<croner::Cron, String> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(text)
+        .map_err(|e| {
+            format!(
+                "{text:?} is not a valid cron expression ({}): write 5 fields, minute hour day-of-month month day-of-week, e.g. \"0 2 * * SUN\"",
+                cron_error(&e)
+            )
+        })
+}
+
+/// A time zone as Alertmanager's `location` names it: `UTC`, `Local` or an
+/// IANA name.
+pub(crate) fn parse_location(name: &str) -> Option<IntervalLocation> {
+    match name {
+        "UTC" => Some(IntervalLocation::Utc),
+        "Local" => Some(IntervalLocation::Local),
+        name => name.parse::<chrono_tz::Tz>().ok().map(IntervalLocation::Tz),
+    }
 }
 
 fn cron_error(e: &croner::errors::CronError) -> String {
