@@ -1,6 +1,6 @@
 //! The `watchpost` command line: `run` (the default), `check config`,
-//! `check rules`, `test rules`, `notify routes`, `notify test`, `report send`
-//! and `report show`.
+//! `check rules`, `test rules`, `rules backtest`, `notify routes`, `notify
+//! test`, `report send` and `report show`.
 //!
 //! Flag names are Prometheus's, so habits and scripts carry over. Raw
 //! arguments become validated options here; `anyhow` is used only in this
@@ -51,6 +51,57 @@ enum Command {
     /// watchpost: send it, or print it.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Ask a running watchpost about its alerting rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Replay an alerting rule over a running watchpost's stored history
+    /// and print when it would have fired and resolved, for each `for`
+    /// value.
+    Backtest(BacktestArgs),
+}
+
+#[derive(Args, Debug)]
+struct BacktestArgs {
+    /// The alerting rule (its `alert:` name).
+    #[arg(long, value_name = "NAME")]
+    rule: String,
+    /// The rule's group, when several groups have a rule of that name.
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+    /// `for` values to compare, comma separated (default: the rule's own).
+    #[arg(long = "for", value_name = "DURATIONS", value_delimiter = ',', value_parser = parse_duration)]
+    fors: Vec<std::time::Duration>,
+    /// Start of the replay: RFC 3339, Unix seconds, `now` or `now-7d`.
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg)]
+    from: f64,
+    /// End of the replay, in the same forms.
+    #[arg(long, value_name = "TIME", default_value = "now", value_parser = parse_time_arg)]
+    to: f64,
+    /// Time between evaluations (default: the group's interval).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    step: Option<std::time::Duration>,
+    /// Take the rule from this rule file instead of the running ones, to
+    /// try a rule before deploying it.
+    #[arg(long = "rule-file", value_name = "FILE")]
+    rule_file: Option<PathBuf>,
+    /// The running watchpost whose history is replayed (with web config
+    /// basic auth: http://user:password@host:port).
+    #[arg(
+        long = "web.url",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:9464"
+    )]
+    url: String,
+    /// Longest wait for the answer.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+    /// Print the API's JSON answer instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -263,6 +314,7 @@ fn main() -> ExitCode {
         Some(Command::Check(CheckCommand::Config { files })) => return check_config(&files),
         Some(Command::Notify(cmd)) => return notify(cmd),
         Some(Command::Report(cmd)) => return report(cmd),
+        Some(Command::Rules(RulesCommand::Backtest(args))) => backtest(args),
         Some(Command::Check(CheckCommand::Rules {
             files,
             lint,
@@ -534,6 +586,225 @@ fn report_inner(cmd: ReportCommand) -> anyhow::Result<bool> {
         }
     }
     Ok(ok)
+}
+
+/// Most bytes of a backtest answer read (10,000 listed alerts per `for`
+/// value fit several times over).
+const MAX_BACKTEST_ANSWER: usize = 256 << 20;
+
+/// Largest rule file sent with `--rule-file`.
+const MAX_RULE_FILE: u64 = 1 << 20;
+
+fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
+    let shown = watchpost::config::http_client::redact_url(&args.url);
+    let mut url = reqwest::Url::parse(&args.url).with_context(|| {
+        format!("{shown:?} is not a URL: give the server's address, e.g. http://127.0.0.1:9464")
+    })?;
+    url.set_path(&format!(
+        "{}/api/v1/rules/backtest",
+        url.path().trim_end_matches('/')
+    ));
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("rule", &args.rule);
+    if let Some(g) = &args.group {
+        form.append_pair("group", g);
+    }
+    for f in &args.fors {
+        form.append_pair("for", &watchpost::model::format_duration(*f));
+    }
+    form.append_pair("start", &args.from.to_string());
+    form.append_pair("end", &args.to.to_string());
+    if let Some(s) = args.step {
+        form.append_pair("step", &watchpost::model::format_duration(s));
+    }
+    if let Some(f) = &args.rule_file {
+        let len = std::fs::metadata(f)
+            .with_context(|| format!("reading {}", f.display()))?
+            .len();
+        anyhow::ensure!(
+            len <= MAX_RULE_FILE,
+            "{}: {len} bytes; a rule file sent for a backtest may have at most {MAX_RULE_FILE}: put the rule in a smaller file",
+            f.display()
+        );
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        form.append_pair("rule_file", &text);
+    }
+    let body = form.finish();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let answer: serde_json::Value = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(args.timeout)
+            .build()
+            .context("building the HTTP client")?;
+        let mut resp = client
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("asking {shown}: {}", e.without_url()))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            anyhow::bail!(
+                "{shown} answered 401 Unauthorized: it requires basic auth (web config); give the user in the URL: http://user:password@host:port"
+            );
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the answer of {shown}: {}", e.without_url()))?
+        {
+            anyhow::ensure!(
+                bytes.len() + chunk.len() <= MAX_BACKTEST_ANSWER,
+                "the answer of {shown} is larger than {MAX_BACKTEST_ANSWER} bytes: shorten the range"
+            );
+            bytes.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{shown} answered {status} with something that is not watchpost's API ({e}): check --web.url (backtest needs watchpost, not Prometheus)"
+            )
+        })
+    })?;
+    if answer["status"] != "success" {
+        anyhow::bail!(
+            "{}",
+            answer["error"].as_str().unwrap_or("the backtest failed")
+        );
+    }
+    if args.json {
+        println!("{:#}", answer["data"]);
+    } else {
+        print!("{}", backtest_text(&answer["data"]));
+    }
+    Ok(())
+}
+
+/// A backtest answer as text: the rule and range, then per `for` value
+/// each time an alert fired, resolved, and how long it fired.
+fn backtest_text(d: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let secs = |v: &serde_json::Value| {
+        watchpost::model::format_duration(std::time::Duration::from_secs_f64(
+            v.as_f64().unwrap_or(0.0).max(0.0),
+        ))
+    };
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let r = &d["rule"];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} (group {:?} in {}): {}",
+        s(&r["name"]),
+        s(&r["group"]),
+        s(&r["file"]),
+        s(&r["query"])
+    );
+    let _ = writeln!(
+        out,
+        "replayed {} to {} every {}: {} evaluations, starting with no alerts",
+        s(&d["start"]),
+        s(&d["end"]),
+        s(&d["step"]),
+        d["evaluations"]
+    );
+    if d["failedEvaluations"].as_u64().unwrap_or(0) > 0 {
+        let _ = writeln!(
+            out,
+            "{} evaluations failed; the first at {}: {}",
+            d["failedEvaluations"],
+            s(&d["firstError"]["time"]),
+            s(&d["firstError"]["error"])
+        );
+    }
+    for res in d["results"].as_array().into_iter().flatten() {
+        out.push('\n');
+        let fired = res["fired"].as_u64().unwrap_or(0);
+        let _ = write!(out, "for {}: ", s(&res["for"]));
+        if fired == 0 {
+            out.push_str("never fired");
+        } else {
+            let _ = write!(
+                out,
+                "fired {fired} time{}, {} firing in total",
+                if fired == 1 { "" } else { "s" },
+                secs(&res["firingSeconds"])
+            );
+        }
+        let quiet = res["pendingOnly"].as_u64().unwrap_or(0);
+        if quiet > 0 {
+            let _ = write!(out, "; {quiet} went pending and cleared without firing");
+        }
+        let waiting = res["pendingAtEnd"].as_u64().unwrap_or(0);
+        if waiting > 0 {
+            let _ = write!(out, "; {waiting} still pending at the end");
+        }
+        out.push('\n');
+        for a in res["alerts"].as_array().into_iter().flatten() {
+            let resolved = match a["resolvedAt"].as_str() {
+                Some(t) => format!("resolved {t}"),
+                None => "still firing".to_string(),
+            };
+            let labels: Vec<String> = a["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={:?}", v.as_str().unwrap_or("")))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  fired {}  {resolved:<30}  {:>8}  {{{}}}",
+                s(&a["firedAt"]),
+                secs(&a["firingSeconds"]),
+                labels.join(", ")
+            );
+        }
+        if res["unlisted"].as_u64().unwrap_or(0) > 0 {
+            let _ = writeln!(out, "  ... and {} more not listed", res["unlisted"]);
+        }
+    }
+    out
+}
+
+/// A time argument: RFC 3339, Unix seconds, `now` or `now-<duration>`,
+/// as Unix seconds.
+fn parse_time_arg(s: &str) -> Result<f64, String> {
+    // `now` is the wall clock of the command's start, by definition.
+    #[allow(clippy::disallowed_methods)]
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            // Whole seconds: evaluation times read better on the grid.
+            .map(|d| d.as_secs() as f64)
+            .unwrap_or(0.0)
+    };
+    if s == "now" {
+        return Ok(now());
+    }
+    if let Some(ago) = s.strip_prefix("now-") {
+        let d = watchpost::model::parse_duration(ago)?;
+        return Ok(now() - d.as_secs_f64());
+    }
+    if let Ok(f) = s.parse::<f64>()
+        && f.is_finite()
+    {
+        return Ok(f);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis() as f64 / 1000.0)
+        .map_err(|_| {
+            format!(
+                "{s:?} is not a time: use RFC 3339 (2026-12-01T00:00:00Z), Unix seconds, now or now-7d"
+            )
+        })
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {

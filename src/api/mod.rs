@@ -10,6 +10,7 @@
 
 mod alertmanager;
 mod auth;
+mod backtest;
 mod etag;
 mod heartbeat;
 mod notifications;
@@ -110,6 +111,10 @@ fn build(state: ApiState, notify: Option<Arc<NotifyManager>>) -> Router {
         )
         .route("/api/v1/targets", get(prom::targets))
         .route("/api/v1/rules", get(rules::rules))
+        .route(
+            "/api/v1/rules/backtest",
+            get(backtest::get_backtest).post(backtest::post_backtest),
+        )
         .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/alerts/stream", get(stream::stream))
         .route(

@@ -76,7 +76,7 @@ impl IntoResponse for QueryError {
 
 /// Sets the cancel flag when the handler's future is dropped (the client
 /// closed the connection) before the query finished.
-struct CancelOnDrop(Arc<AtomicBool>);
+pub(super) struct CancelOnDrop(pub(super) Arc<AtomicBool>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {

@@ -95,6 +95,22 @@ impl AlertingState {
         limit: usize,
     ) -> Result<AlertingEval, RuleEvalError> {
         let result = super::query_vector(env, &rule.expr, query_ts)?;
+        self.apply(rule, env, ts, query_ts, result, limit)
+    }
+
+    /// The state change of one evaluation at `ts` whose query returned
+    /// `result`. Split from [`AlertingState::eval`] so a backtest can feed
+    /// one query's answer to several variants of a rule (other `for`
+    /// values); `keep_firing_while` is still queried here, when needed.
+    pub(crate) fn apply(
+        &mut self,
+        rule: &AlertingRule,
+        env: &EvalEnv<'_>,
+        ts: Timestamp,
+        query_ts: Timestamp,
+        result: Vec<(Labels, f64)>,
+        limit: usize,
+    ) -> Result<AlertingEval, RuleEvalError> {
         let mut fresh: HashMap<Labels, AlertInstance> = HashMap::with_capacity(result.len());
         let needs_funcs = rule
             .label_templates

@@ -204,6 +204,16 @@ struct Running {
     closed: bool,
 }
 
+/// A running group's definition and effective settings.
+#[derive(Debug, Clone)]
+pub struct LoadedGroup {
+    pub def: Arc<RuleGroup>,
+    pub interval: Duration,
+    pub query_offset: Duration,
+    pub external_labels: Labels,
+    pub external_url: String,
+}
+
 /// Owns the rule groups: their loops (tracked, cancellable), alert state
 /// and its persistence.
 #[derive(Clone)]
@@ -488,6 +498,22 @@ impl RuleManager {
             out.extend(active_alerts(&read(&h.status)));
         }
         out
+    }
+
+    /// The running groups as loaded, with the settings they run with, in
+    /// configuration order (for a backtest of one of their rules).
+    pub fn loaded_groups(&self) -> Vec<LoadedGroup> {
+        let view = read(&self.inner.view).clone();
+        view.groups
+            .iter()
+            .map(|h| LoadedGroup {
+                def: h.def.clone(),
+                interval: h.settings.interval,
+                query_offset: h.settings.query_offset,
+                external_labels: h.settings.external_labels.clone(),
+                external_url: h.settings.external_url.clone(),
+            })
+            .collect()
     }
 
     /// Installs the observer of alert states (the alert event stream).

@@ -18,6 +18,7 @@
 //! - `manager`: [`RuleManager`], the group loops, reload, on_scrape
 //!   triggering, status for the API;
 //! - `state`: the persisted alert state;
+//! - `backtest`: one alerting rule replayed over stored history;
 //! - `unittest`: `watchpost test rules` (promtool's format).
 //!
 //! What it must not do: read the clock anywhere but the group schedulers
@@ -25,6 +26,7 @@
 //! hook, or drop an alert because a template failed.
 
 mod alerting;
+pub mod backtest;
 mod file;
 mod group;
 mod manager;
@@ -39,7 +41,7 @@ pub use file::{
     AlertingRule, LoadOptions, RecordingRule, Rule, RuleFileProblem, RuleGroup, RuleLoadError,
     SelectedNames, duplicate_rules, expand_patterns, load_files, load_paths, parse_str,
 };
-pub use manager::{AlertObserver, RuleManager, RuleManagerOptions};
+pub use manager::{AlertObserver, LoadedGroup, RuleManager, RuleManagerOptions};
 pub use state::StateError;
 pub use template::TemplateParseError;
 

@@ -7,6 +7,7 @@
 mod alert_stream;
 mod amtool_api;
 mod architecture;
+mod backtest;
 mod browser;
 mod channels_common;
 mod channels_email;

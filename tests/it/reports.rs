@@ -443,17 +443,9 @@ async fn scheduler_fires_at_the_cron_time() {
     tracker.wait().await;
 }
 
-/// Runs the binary off the runtime (the watchpost it talks to runs on it).
+/// Runs the binary against the watchpost running on this runtime.
 async fn watchpost(args: &[&str]) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_watchpost"))
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    support::run_binary(args.iter().map(|a| a.to_string()).collect()).await
 }
 
 /// The standard output of a run that must succeed.
