@@ -66,23 +66,21 @@ class Targets:
         self.cache = {}
         self.step = 0
         self.served = {}              # (port, user agent) -> times it got the current step
+        self.stored = -1              # newest step both systems are known to hold
 
     def start_clock(self):
         self.real0 = time.time()
 
     def vstep(self):
         """The current virtual step. It advances with real time, but only
-        once every target has served the current step twice to both systems
-        (told apart by User-Agent): a system that falls behind under load
-        holds the clock instead of missing a sample, so both store the same
-        data. Twice, because a served body is not a stored one: a scrape
-        that times out after the target answered loses its step, and the
-        second scrape of the same step (same timestamp, same value, so a
-        harmless duplicate) fills it in."""
+        once both systems hold the current step (see verify_steps): a
+        system that falls behind under load holds the clock instead of
+        missing a sample, so both store the same data. Repeated scrapes of
+        a step are harmless duplicates (same timestamp, same value)."""
         if self.real0 is None:
             return 0
         due = min(int((time.time() - self.real0) * SPEED // STEP), HISTORY // STEP)
-        if due > self.step and self.all_served():
+        if due > self.step and self.stored >= self.step:
             self.step += 1
             self.served = {}
         return self.step
@@ -222,6 +220,33 @@ def wait_counts(systems, promql, at, want, tries):
     return counts
 
 
+def verify_steps(tg, systems, series):
+    """Marks each step stored once both systems answer with every series'
+    sample of that step. Scrapes time out under this load (Prometheus's
+    scrape_timeout equals the interval), and a timed-out scrape loses its
+    step even though the target answered, so a served step is not a stored
+    one: the clock only moves past a step both systems hold."""
+    promql = 'count(count_over_time({__name__=~"x|y"}[1s]))'
+    while True:
+        step = tg.step
+        if tg.real0 is None or tg.stored >= step or not tg.all_served():
+            time.sleep(0.05)
+            continue
+        at = "%.1f" % (tg.t0 + step * STEP + 0.5)
+        ok = True
+        for base in systems.values():
+            try:
+                _, r = query(base, "/api/v1/query", {"query": promql, "time": at})
+                res = r["data"]["result"]
+                ok = ok and bool(res) and float(res[0]["value"][1]) == series
+            except Exception:
+                ok = False
+        if ok:
+            tg.stored = step
+        else:
+            time.sleep(0.2)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=10)
@@ -271,6 +296,7 @@ def main():
         if counts:
             raise SystemExit("systems did not ingest all series: %s" % counts)
         time.sleep(2)
+        threading.Thread(target=verify_steps, args=(tg, systems, 110000), daemon=True).start()
         tg.start_clock()
         print("building %d virtual seconds of history: at least %.0f s real" % (HISTORY, HISTORY / SPEED), flush=True)
         for _ in range(int(a.max_runtime)):
@@ -279,8 +305,8 @@ def main():
             time.sleep(1)
         else:
             raise SystemExit("history not built within --max-runtime")
-        for _ in range(120):   # both scrape the final step
-            if tg.all_served():
+        for _ in range(120):   # both store the final step
+            if tg.stored >= HISTORY // STEP:
                 break
             time.sleep(0.5)
         end_v = t0 + (HISTORY // STEP) * STEP

@@ -256,13 +256,12 @@ fn respond(
 /// Writes unix seconds as Prometheus does: a JSON number with up to three
 /// decimals (`1435781451.781`, `1435781451`).
 fn write_time(out: &mut String, t: Timestamp) {
-    use std::fmt::Write as _;
     if t < 0 {
         out.push('-');
     }
     let abs = t.unsigned_abs();
     let (secs, ms) = (abs / 1000, abs % 1000);
-    let _ = write!(out, "{secs}");
+    out.push_str(itoa::Buffer::new().format(secs));
     if ms != 0 {
         // Up to three decimals without trailing zeros, and no allocation:
         // a range query writes a timestamp per point.
@@ -323,13 +322,70 @@ fn write_point(out: &mut String, t: Timestamp, v: f64) {
     out.push_str("\"]");
 }
 
-/// Encodes the success envelope directly into one buffer: a range query
-/// can return millions of points, and building a JSON tree for them costs
-/// more than evaluating the query.
+/// Answers of at least this many points (or vector samples) are streamed
+/// while they are encoded; smaller ones are encoded in one go.
+const STREAM_POINTS: usize = 50_000;
+
+/// Size of the pieces a streamed answer is sent in.
+const STREAM_CHUNK: usize = 256 << 10;
+
+/// Encodes the success envelope straight into text: a range query can
+/// return millions of points, and building a JSON tree for them costs
+/// more than evaluating the query. A large answer is encoded on the
+/// blocking pool and sent in pieces as they are ready, so the client reads
+/// the first bytes while the last are still being written (Prometheus
+/// streams its answers too); a client that goes away stops the encoding.
 fn success(r: QueryResult, limit: usize) -> Response {
+    let size = match &r.value {
+        Value::Matrix(m) => m.iter().map(|s| s.samples.len()).sum(),
+        Value::Vector(v) => v.len(),
+        _ => 0,
+    };
+    let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+    if size < STREAM_POINTS {
+        let mut whole = String::new();
+        encode(r, limit, |piece| {
+            if whole.is_empty() {
+                whole = piece;
+            } else {
+                whole.push_str(&piece);
+            }
+            true
+        });
+        return (json, whole).into_response();
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    tokio::task::spawn_blocking(move || {
+        encode(r, limit, |piece| tx.blocking_send(piece.into()).is_ok());
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    (json, axum::body::Body::from_stream(body)).into_response()
+}
+
+/// Writes the success envelope of `r`, handing `sink` each piece of about
+/// [`STREAM_CHUNK`] bytes (and the rest at the end); stops when `sink`
+/// returns false.
+fn encode(r: QueryResult, limit: usize, mut sink: impl FnMut(String) -> bool) {
     let mut warnings = r.warnings;
     let truncated = |n: usize| limit > 0 && n > limit;
     let mut out = String::with_capacity(4096);
+    // Hands over what is written once it is a full piece.
+    macro_rules! flush {
+        () => {
+            if out.len() >= STREAM_CHUNK
+                && !sink(std::mem::replace(
+                    &mut out,
+                    String::with_capacity(STREAM_CHUNK + 4096),
+                ))
+            {
+                return;
+            }
+        };
+    }
     out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":");
     match r.value {
         Value::Scalar(s) => {
@@ -348,7 +404,7 @@ fn success(r: QueryResult, limit: usize) -> Response {
                 v.truncate(limit);
                 warnings.push("results truncated due to limit".to_string());
             }
-            out.reserve(v.len() * 96);
+            out.reserve((v.len() * 96).min(STREAM_CHUNK));
             out.push_str("\"vector\",\"result\":[");
             for (i, s) in v.iter().enumerate() {
                 if i > 0 {
@@ -359,6 +415,7 @@ fn success(r: QueryResult, limit: usize) -> Response {
                 out.push_str(",\"value\":");
                 write_point(&mut out, s.t, s.v);
                 out.push('}');
+                flush!();
             }
             out.push(']');
         }
@@ -368,7 +425,7 @@ fn success(r: QueryResult, limit: usize) -> Response {
                 warnings.push("results truncated due to limit".to_string());
             }
             let points: usize = m.iter().map(|s| s.samples.len()).sum();
-            out.reserve(m.len() * 96 + points * 28);
+            out.reserve((m.len() * 96 + points * 28).min(STREAM_CHUNK));
             out.push_str("\"matrix\",\"result\":[");
             for (i, s) in m.iter().enumerate() {
                 if i > 0 {
@@ -384,6 +441,7 @@ fn success(r: QueryResult, limit: usize) -> Response {
                     write_point(&mut out, p.t, p.v);
                 }
                 out.push_str("]}");
+                flush!();
             }
             out.push(']');
         }
@@ -404,11 +462,7 @@ fn success(r: QueryResult, limit: usize) -> Response {
         }
     }
     out.push('}');
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        out,
-    )
-        .into_response()
+    sink(out);
 }
 
 #[cfg(test)]
@@ -454,6 +508,64 @@ mod tests {
         assert_eq!(v["data"]["result"][0]["value"][1], "NaN");
         assert_eq!(v["data"]["result"][0]["value"][0], 1.5);
         assert_eq!(v["warnings"][0], "w");
+    }
+
+    fn big_matrix(limit_series: usize) -> (QueryResult, usize) {
+        let series: Vec<crate::promql::RangeSeries> = (0..limit_series)
+            .map(|i| crate::promql::RangeSeries {
+                labels: Labels::from_pairs([("__name__", "y"), ("i", &i.to_string())]),
+                samples: (0..241)
+                    .map(|j| crate::model::Sample {
+                        t: 1_700_000_000_000 + j * 15_000,
+                        v: (i as f64 + j as f64) / 7.0,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let r = QueryResult {
+            value: Value::Matrix(series),
+            warnings: vec!["w".into()],
+            infos: vec![],
+        };
+        (r, limit_series * 241)
+    }
+
+    #[tokio::test]
+    async fn a_large_answer_is_streamed_in_pieces_and_equals_the_whole() {
+        let (r, points) = big_matrix(1000);
+        assert!(points >= STREAM_POINTS);
+        let mut whole = String::new();
+        let mut pieces = 0;
+        encode(big_matrix(1000).0, 0, |p| {
+            pieces += 1;
+            whole.push_str(&p);
+            true
+        });
+        assert!(pieces > 20, "{pieces} pieces");
+        let body = axum::body::to_bytes(success(r, 0).into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(body.len(), whole.len());
+        assert!(body == whole.as_bytes());
+        let v: Json = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["data"]["result"].as_array().unwrap().len(), 1000);
+        assert_eq!(
+            v["data"]["result"][999]["values"][238][1],
+            "176.71428571428572"
+        );
+        assert_eq!(v["warnings"][0], "w");
+        // `limit` still applies, and a sink that stops ends the encoding.
+        let body = axum::body::to_bytes(success(big_matrix(1000).0, 3).into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let v: Json = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["data"]["result"].as_array().unwrap().len(), 3);
+        let mut calls = 0;
+        encode(big_matrix(1000).0, 0, |_| {
+            calls += 1;
+            false
+        });
+        assert_eq!(calls, 1);
     }
 
     #[test]
