@@ -44,19 +44,10 @@ fn percent(r: f64) -> String {
     format!("{:.2}%", r * 100.0)
 }
 
-/// HTML-escapes text for an element or a double-quoted attribute.
+/// HTML-escapes text for an element or a double-quoted attribute (the
+/// escaping Telegram's HTML needs is exactly this, so both share it).
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::channels::telegram_format::escape_html(s)
 }
 
 fn summary(r: &Report) -> String {
