@@ -320,6 +320,7 @@ impl ScrapeLoop {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let job_label = vec![("job", self.handle.target.job.clone())];
         let mut last_tick: Option<tokio::time::Instant> = None;
+        let mut aligned = first;
         loop {
             let tick = tokio::select! {
                 biased;
@@ -341,7 +342,7 @@ impl ScrapeLoop {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                _ = self.scrape_and_report(SystemTime::now()) => {}
+                _ = self.scrape_and_report(align_scrape_time(SystemTime::now(), &mut aligned, interval)) => {}
             }
         }
         if stale_on_stop.load(Ordering::Acquire) {
@@ -776,6 +777,56 @@ fn check_label_limits(l: &Labels, lim: &crate::config::ScrapeLimits) -> Result<(
     Ok(())
 }
 
+/// How far a scrape may start after its slot and still be stamped with the
+/// slot's exact time (Prometheus's `--scrape.timestamp-tolerance`, 2 ms).
+const TIMESTAMP_TOLERANCE: Duration = Duration::from_millis(2);
+
+/// The timestamp for a scrape started at `now`: the slot time when `now` is
+/// at most [`TIMESTAMP_TOLERANCE`] after it, else `now`. Timer wake-ups land
+/// a millisecond or two late at random; stamping the slot instead keeps the
+/// delta between samples constant, which the chunk encoding stores in one
+/// bit instead of nine. Prometheus aligns the same way (and only for
+/// intervals above 100 times the tolerance, so a 2 ms shift stays under 1%
+/// of the interval). `aligned` is the slot of the previous scrape; it moves
+/// forward whole intervals, so a skipped tick does not break the alignment.
+/// A scrape that starts before its slot (the wall clock stepped or slewed
+/// against the monotonic timer) makes its own time the new slot, so the
+/// alignment follows the clock instead of being lost for good.
+pub fn align_scrape_time(
+    now: SystemTime,
+    aligned: &mut SystemTime,
+    interval: Duration,
+) -> SystemTime {
+    if interval <= TIMESTAMP_TOLERANCE * 100 {
+        return now;
+    }
+    match now.duration_since(*aligned) {
+        Ok(ahead) => {
+            // One division, not a loop per slot, after a long suspend.
+            let slots = u32::try_from(ahead.as_nanos() / interval.as_nanos()).unwrap_or(u32::MAX);
+            if let Some(slot) = interval
+                .checked_mul(slots)
+                .and_then(|d| aligned.checked_add(d))
+            {
+                *aligned = slot;
+            }
+            match now.duration_since(*aligned) {
+                Ok(late) if late <= TIMESTAMP_TOLERANCE => *aligned,
+                // Closer to the next slot than to this one: early.
+                Ok(late) if late > interval / 2 => {
+                    *aligned = now;
+                    now
+                }
+                _ => now,
+            }
+        }
+        Err(_) => {
+            *aligned = now;
+            now
+        }
+    }
+}
+
 /// How long from `now` until this target's phase in the interval. Scrapes
 /// of a target happen when `wall-clock mod interval == hash mod interval`,
 /// so targets spread evenly over the interval and keep their phase across
@@ -796,6 +847,41 @@ pub fn scrape_offset(hash: u64, interval: Duration, now: SystemTime) -> Duration
 #[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrape_times_snap_to_the_slot_within_tolerance() {
+        let iv = Duration::from_secs(5);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut aligned = t0;
+        let ms = Duration::from_millis;
+        // 1 ms late: stamped with the slot.
+        assert_eq!(align_scrape_time(t0 + ms(1), &mut aligned, iv), t0);
+        assert_eq!(
+            align_scrape_time(t0 + iv + ms(2), &mut aligned, iv),
+            t0 + iv
+        );
+        // 3 ms late: the real time.
+        assert_eq!(
+            align_scrape_time(t0 + iv * 2 + ms(3), &mut aligned, iv),
+            t0 + iv * 2 + ms(3)
+        );
+        // A skipped slot, then back within tolerance.
+        assert_eq!(
+            align_scrape_time(t0 + iv * 4 + ms(1), &mut aligned, iv),
+            t0 + iv * 4
+        );
+        // Early (the wall clock went back): the real time becomes the slot.
+        let early = t0 + iv * 5 - ms(3);
+        assert_eq!(align_scrape_time(early, &mut aligned, iv), early);
+        assert_eq!(aligned, early);
+        assert_eq!(
+            align_scrape_time(early + iv + ms(1), &mut aligned, iv),
+            early + iv
+        );
+        // Short intervals are never shifted.
+        let mut a = t0;
+        assert_eq!(align_scrape_time(t0 + ms(1), &mut a, ms(100)), t0 + ms(1));
+    }
 
     #[test]
     fn offsets_spread_and_align() {
