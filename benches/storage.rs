@@ -115,13 +115,26 @@ fn rss_bytes() -> u64 {
 
 fn chunk_figures() {
     let mut rng = Rng(42);
-    // Closed chunks of 120 samples, 15 s interval with up to +-2 ms jitter.
+    // Closed chunks of 120 samples, 15 s interval with up to +-2 ms jitter
+    // (a worst case: the scrape path stamps scrapes up to 2 ms late with
+    // their exact slot), except where the name says otherwise.
     for (name, pick) in [
         ("counters (harness-like)", 0usize),
         ("histogram buckets", 1),
         ("random integer gauges", 2),
         ("harness mix (12 counters, 22 buckets, 6 gauges per 40)", 3),
-        ("float gauge sin()+noise (demo temperature)", 4),
+        (
+            "float gauge sin()+noise to hundredths (demo temperature), timestamps as scrapes align them",
+            4,
+        ),
+        (
+            "float gauge sin()+noise to hundredths, timestamps +-2 ms off the slot",
+            7,
+        ),
+        (
+            "float gauge sin()+noise at full precision (no codec's case)",
+            6,
+        ),
         ("constant value", 5),
     ] {
         let (mut bytes, mut samples) = (0usize, 0usize);
@@ -134,10 +147,22 @@ fn chunk_figures() {
             };
             let mut e = ChunkEncoder::new();
             for s in 0..120u64 {
-                let jitter = (rng.next() % 5) as i64 - 2;
+                // Scrapes up to 2 ms late are stamped with their slot.
+                let jitter = if pick == 4 {
+                    0
+                } else {
+                    (rng.next() % 5) as i64 - 2
+                };
                 let t = 1_700_000_000_000 + s as i64 * 15_000 + jitter;
                 let v = match pick {
-                    4 => {
+                    // As the demo exporter prints it: to hundredths.
+                    4 | 7 => {
+                        let v = 21.0
+                            + 3.0 * ((s as f64) / 20.0 + i as f64).sin()
+                            + (rng.next() % 1000) as f64 * 0.0002;
+                        (v * 100.0).round() / 100.0
+                    }
+                    6 => {
                         21.0 + 3.0 * ((s as f64) / 20.0 + i as f64).sin()
                             + (rng.next() % 1000) as f64 * 0.0002
                     }

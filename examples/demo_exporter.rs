@@ -120,7 +120,10 @@ impl Demo {
         }
         for (i, room) in ["kitchen", "office", "server-room"].iter().enumerate() {
             let base = [21.0, 23.0, 27.0][i];
+            // Printed to hundredths of a degree, as room sensors report
+            // (full float precision would be noise no sensor has).
             let v = base + 3.0 * (t / 300.0 + i as f64).sin() + self.rand() * 0.2;
+            let v = (v * 100.0).round() / 100.0;
             self.temperature
                 .get_or_create(&RoomLabels {
                     room: room.to_string(),

@@ -25,6 +25,17 @@
 //!   or `1` then `1`, five bits of leading zeros, six bits of length and the
 //!   meaningful bits.
 //!
+//! Decimal scale (chunks whose header has the top bit set, which is every
+//! chunk written since; older chunks decode as scale 0): "integral" above
+//! means "an exact decimal at the chunk's current scale `k`", that is
+//! `m / 10^k` for an integer `m`, and the deltas are of `m`. Exporters print
+//! readings such as `23.47` or `0.125`; as binary floats their XOR changes
+//! 30-50 bits per sample, as hundredths they are small integers. The first
+//! value sets the scale to the smallest `k` (0..=7) at which it is exact; a
+//! later value that needs more digits is coded `11111` `1`, three bits of the
+//! new scale, then its delta of delta at that scale (the previous value and
+//! delta are multiplied up exactly). The escape to XOR is then `11111` `0`.
+//!
 //! Values are compared and stored as raw bits, so every float (NaN payloads,
 //! the staleness marker, ±Inf, -0.0) round-trips bit-exactly. Timestamps use
 //! wrapping arithmetic, so any strictly increasing `i64` sequence round-trips,
@@ -40,13 +51,61 @@ pub const MAX_SAMPLES: u16 = 120;
 /// Bytes of the sample-count header.
 const HEADER: usize = 2;
 
-/// Whether `v` is an integer the integer code can carry exactly. The bound
-/// keeps deltas and deltas of deltas far from `i64` overflow.
+/// Header bit marking the decimal-scale layout (the count itself stays far
+/// below it).
+const SCALED: u16 = 0x8000;
+
+/// Largest decimal scale: values with up to seven decimal digits.
+const MAX_SCALE: u8 = 7;
+
+/// `10^k` for every scale, as floats (all exact) and as integers.
+const POW10: [f64; 8] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7];
+const POW10_I: [i64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// Bound on the scaled integers, which keeps deltas and deltas of deltas far
+/// from `i64` overflow.
+const INT_BOUND: u64 = 1 << 53;
+
+/// Whether `v` is an integer the integer code can carry exactly.
 #[inline]
 fn as_int(v: u64) -> Option<i64> {
     let f = f64::from_bits(v);
     let i = f as i64;
-    ((i as f64).to_bits() == v && i.unsigned_abs() <= (1u64 << 53)).then_some(i)
+    ((i as f64).to_bits() == v && i.unsigned_abs() <= INT_BOUND).then_some(i)
+}
+
+/// The value of `m` at scale `k`, as the decoder computes it.
+#[inline]
+fn from_dec(m: i64, k: u8) -> u64 {
+    if k == 0 {
+        (m as f64).to_bits()
+    } else {
+        (m as f64 / POW10[usize::from(k)]).to_bits()
+    }
+}
+
+/// `m` when the value with bits `v` is exactly `from_dec(m, k)`. Checked
+/// through `from_dec` itself, so whatever this accepts decodes bit-exactly
+/// (-0.0, NaN and infinities are never accepted).
+#[inline]
+fn as_dec(v: u64, k: u8) -> Option<i64> {
+    if k == 0 {
+        return as_int(v);
+    }
+    let m = (f64::from_bits(v) * POW10[usize::from(k)]).round();
+    // NaN fails this too.
+    if m.is_nan() || m.abs() > INT_BOUND as f64 {
+        return None;
+    }
+    let m = m as i64;
+    (from_dec(m, k) == v).then_some(m)
+}
+
+/// The smallest scale at which the value is an exact decimal, or 0.
+fn first_scale(v: u64) -> u8 {
+    (0..=MAX_SCALE)
+        .find(|&k| as_dec(v, k).is_some())
+        .unwrap_or(0)
 }
 
 #[inline]
@@ -209,6 +268,11 @@ pub struct ChunkEncoder {
     leading: u8,
     trailing: u8,
     min_t: Timestamp,
+    /// Current decimal scale.
+    scale: u8,
+    /// Whether this chunk uses the decimal-scale layout (false only for a
+    /// chunk restored from a checkpoint written before it existed).
+    scaled: bool,
 }
 
 impl ChunkEncoder {
@@ -232,6 +296,8 @@ impl ChunkEncoder {
         self.leading = 0xff;
         self.trailing = 0;
         self.min_t = 0;
+        self.scale = 0;
+        self.scaled = true;
     }
 
     pub fn len(&self) -> u16 {
@@ -278,6 +344,9 @@ impl ChunkEncoder {
                 self.min_t = t;
                 self.t_delta = 0;
                 self.int_delta = 0;
+                if self.scaled {
+                    self.scale = first_scale(bits);
+                }
             }
             _ => {
                 let delta = t.wrapping_sub(self.t) as u64;
@@ -290,18 +359,35 @@ impl ChunkEncoder {
         self.t = t;
         self.v = bits;
         self.n += 1;
-        self.w.buf[..HEADER].copy_from_slice(&self.n.to_be_bytes());
+        let header = if self.scaled { self.n | SCALED } else { self.n };
+        self.w.buf[..HEADER].copy_from_slice(&header.to_be_bytes());
     }
 
     fn append_value(&mut self, bits: u64) {
-        match as_int(self.v) {
-            Some(prev) => match as_int(bits) {
+        match as_dec(self.v, self.scale) {
+            Some(prev) => match as_dec(bits, self.scale) {
                 Some(cur) => {
                     let delta = cur - prev;
                     let dod = delta - self.int_delta;
                     write_bucketed(&mut self.w, zigzag(dod), &I_BUCKETS, true);
                     self.int_delta = delta;
                 }
+                None if self.scaled => match self.rescale(prev, bits) {
+                    Some((scale, dod, delta)) => {
+                        // Escape `11111`, then `1`: rescale.
+                        self.w.write_bits(0b11_1111, 6);
+                        self.w.write_bits(u64::from(scale), 3);
+                        write_bucketed(&mut self.w, zigzag(dod), &I_BUCKETS, true);
+                        self.scale = scale;
+                        self.int_delta = delta;
+                    }
+                    None => {
+                        // Escape `11111`, then `0`: XOR.
+                        self.w.write_bits(0b11_1110, 6);
+                        self.write_xor(self.v ^ bits);
+                        self.int_delta = 0;
+                    }
+                },
                 None => {
                     self.w.write_bits(0b11111, 5);
                     self.write_xor(self.v ^ bits);
@@ -319,6 +405,22 @@ impl ChunkEncoder {
                 self.int_delta = 0;
             }
         }
+    }
+
+    /// A larger scale at which `bits` is an exact decimal and the previous
+    /// value (`prev` at the current scale) and delta still fit once
+    /// multiplied up: the scale, the delta of delta and the delta there.
+    fn rescale(&self, prev: i64, bits: u64) -> Option<(u8, i64, i64)> {
+        (self.scale + 1..=MAX_SCALE).find_map(|k| {
+            let cur = as_dec(bits, k)?;
+            let f = POW10_I[usize::from(k - self.scale)];
+            let prev = prev
+                .checked_mul(f)
+                .filter(|p| p.unsigned_abs() <= INT_BOUND)?;
+            let last = self.int_delta.checked_mul(f)?;
+            let delta = cur - prev;
+            Some((k, delta.checked_sub(last)?, delta))
+        })
     }
 
     /// Writes a non-zero XOR in Gorilla's windowed form.
@@ -351,7 +453,9 @@ impl ChunkEncoder {
         out.extend_from_slice(&self.min_t.to_le_bytes());
         out.push(self.leading);
         out.push(self.trailing);
-        out.push(self.w.used);
+        // Bit usage of the last byte (0..=7) and the scale share a byte, so
+        // states saved before scales existed (scale bits 0) still load.
+        out.push(self.w.used | (self.scale << 3));
         out.extend_from_slice(&(self.w.buf.len() as u32).to_le_bytes());
         out.extend_from_slice(&self.w.buf);
     }
@@ -372,16 +476,24 @@ impl ChunkEncoder {
         len.copy_from_slice(&data[43..47]);
         let len = u32::from_le_bytes(len) as usize;
         let buf = data.get(FIXED..FIXED + len)?;
-        if buf.len() < HEADER || data[42] > 7 {
+        let (used, scale) = (data[42] & 7, data[42] >> 3);
+        if buf.len() < HEADER || scale > MAX_SCALE {
             return None;
         }
-        let n = u16::from_be_bytes([buf[0], buf[1]]);
+        let header = u16::from_be_bytes([buf[0], buf[1]]);
+        let scaled = header & SCALED != 0;
+        if !scaled && scale != 0 {
+            return None;
+        }
         let e = ChunkEncoder {
             w: BitWriter {
                 buf: buf.to_vec(),
-                used: data[42],
+                used,
             },
-            n,
+            n: header & !SCALED,
+            scale,
+            // An empty state starts the new layout whatever it was saved as.
+            scaled: scaled || header & !SCALED == 0,
             t: u(0) as i64,
             t_delta: u(1),
             v: u(2),
@@ -397,7 +509,7 @@ impl ChunkEncoder {
 /// Number of samples in an encoded chunk.
 pub fn sample_count(chunk: &[u8]) -> u16 {
     match chunk {
-        [a, b, ..] => u16::from_be_bytes([*a, *b]),
+        [a, b, ..] => u16::from_be_bytes([*a, *b]) & !SCALED,
         _ => 0,
     }
 }
@@ -415,6 +527,8 @@ pub struct ChunkDecoder {
     int_delta: i64,
     leading: u8,
     trailing: u8,
+    scale: u8,
+    scaled: bool,
 }
 
 impl ChunkDecoder {
@@ -429,6 +543,8 @@ impl ChunkDecoder {
             int_delta: 0,
             leading: 0,
             trailing: 0,
+            scale: 0,
+            scaled: matches!(chunk, [a, ..] if *a & 0x80 != 0),
         }
     }
 
@@ -443,6 +559,9 @@ impl ChunkDecoder {
         if self.read == 0 {
             self.t = self.r.read_bits(chunk, 64)? as i64;
             self.v = self.r.read_bits(chunk, 64)?;
+            if self.scaled {
+                self.scale = first_scale(self.v);
+            }
         } else {
             let p = self.r.read_unary(chunk, 4)?;
             let z = self.r.read_bits(chunk, T_BUCKETS[p as usize])?;
@@ -460,9 +579,20 @@ impl ChunkDecoder {
 
     #[inline]
     fn read_value(&mut self, chunk: &[u8]) -> Option<()> {
-        match as_int(self.v) {
-            Some(prev) => {
-                let p = self.r.read_unary(chunk, 5)?;
+        match as_dec(self.v, self.scale) {
+            Some(mut prev) => {
+                let mut p = self.r.read_unary(chunk, 5)?;
+                if p == 5 && self.scaled && self.r.read_bit(chunk)? {
+                    let scale = self.r.read_bits(chunk, 3)? as u8;
+                    let f = POW10_I[usize::from(scale.checked_sub(self.scale + 1)? + 1)];
+                    prev = prev.wrapping_mul(f);
+                    self.int_delta = self.int_delta.wrapping_mul(f);
+                    self.scale = scale;
+                    p = self.r.read_unary(chunk, 5)?;
+                    if p == 5 {
+                        return None;
+                    }
+                }
                 if p == 5 {
                     let x = self.read_xor(chunk)?;
                     self.v ^= x;
@@ -471,7 +601,7 @@ impl ChunkDecoder {
                     let z = self.r.read_bits(chunk, I_BUCKETS[p as usize])?;
                     let delta = self.int_delta.wrapping_add(unzigzag(z));
                     self.int_delta = delta;
-                    self.v = (prev.wrapping_add(delta) as f64).to_bits();
+                    self.v = from_dec(prev.wrapping_add(delta), self.scale);
                 }
             }
             None => {
@@ -588,6 +718,82 @@ mod tests {
         );
     }
 
+    #[test]
+    fn decimal_readings_cost_under_two_bytes_per_sample() {
+        // A sensor printed to hundredths: 23.47, 23.52, ...
+        let mut e = ChunkEncoder::new();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..120i64 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let hundredths = 2300 + (300.0 * (i as f64 / 20.0).sin()) as i64 + (rng % 10) as i64;
+            e.append(1_700_000_000_000 + i * 15_000, hundredths as f64 / 100.0);
+        }
+        let per_sample = e.bytes().len() as f64 / 120.0;
+        assert!(per_sample < 2.0, "{per_sample}");
+        let got = decode_all(e.bytes());
+        assert_eq!(got.len(), 120);
+    }
+
+    #[test]
+    fn scale_grows_within_a_chunk() {
+        let vals: [f64; 14] = [
+            1.0,
+            2.0,
+            2.5,
+            2.75,
+            3.125,
+            0.1 + 0.2,
+            4.0,
+            4.01,
+            1e9 + 0.5,
+            9_007_199_254.740_992,
+            -0.0,
+            0.000_000_1,
+            0.000_000_12,
+            5.0,
+        ];
+        let samples: Vec<(i64, u64)> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64 * 1000, v.to_bits()))
+            .collect();
+        roundtrip(&samples);
+        // A scale change costs a few bits, not an XOR: 0.5 steps after an
+        // integer stay cheap.
+        let mut e = ChunkEncoder::new();
+        for i in 0..120i64 {
+            e.append(i * 15_000, 10.0 + i as f64 * 0.5);
+        }
+        assert!(e.bytes().len() < 18 + 40, "{}", e.bytes().len());
+    }
+
+    #[test]
+    fn chunks_of_the_earlier_layout_still_decode() {
+        // An encoder restored from a state saved before decimal scales
+        // existed keeps writing that layout (header bit clear); both decode.
+        let mut e = ChunkEncoder::new();
+        e.scaled = false;
+        let vals = [1.0, 2.0, 2.5, 3.0, 7.25, 7.25, 8.0, f64::NAN, 9.0];
+        for (i, v) in vals.iter().enumerate() {
+            e.append(i as i64 * 15_000, *v);
+        }
+        assert_eq!(e.bytes()[0] & 0x80, 0);
+        let got: Vec<u64> = decode_all(e.bytes())
+            .iter()
+            .map(|s| s.v.to_bits())
+            .collect();
+        let want: Vec<u64> = vals.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, want);
+        let mut st = Vec::new();
+        e.encode_state(&mut st);
+        let (mut r, _) = ChunkEncoder::decode_state(&st).unwrap();
+        assert!(!r.scaled);
+        r.append(200_000, 9.5);
+        assert_eq!(decode_all(r.bytes()).len(), vals.len() + 1);
+    }
+
     fn sample_strategy() -> impl Strategy<Value = Vec<(i64, u64)>> {
         let value = prop_oneof![
             any::<u64>(),
@@ -599,6 +805,9 @@ mod tests {
             (-1_000_000i64..1_000_000).prop_map(|i| (i as f64).to_bits()),
             (0u32..4).prop_map(|i| (f64::from(i) * 0.25).to_bits()),
             any::<i64>().prop_map(|i| (i as f64).to_bits()),
+            (-100_000_000i64..100_000_000, 0usize..9)
+                .prop_map(|(m, k)| (m as f64 / 10f64.powi(k as i32)).to_bits()),
+            (any::<i64>(), 0usize..8).prop_map(|(m, k)| (m as f64 / POW10[k]).to_bits()),
         ];
         let gap = prop_oneof![
             1u64..3,
