@@ -155,16 +155,16 @@ fn chunk_figures() {
                 };
                 let t = 1_700_000_000_000 + s as i64 * 15_000 + jitter;
                 let v = match pick {
-                    // As the demo exporter prints it: to hundredths.
-                    4 | 7 => {
+                    4 | 6 | 7 => {
                         let v = 21.0
                             + 3.0 * ((s as f64) / 20.0 + i as f64).sin()
                             + (rng.next() % 1000) as f64 * 0.0002;
-                        (v * 100.0).round() / 100.0
-                    }
-                    6 => {
-                        21.0 + 3.0 * ((s as f64) / 20.0 + i as f64).sin()
-                            + (rng.next() % 1000) as f64 * 0.0002
+                        // As the demo exporter prints it: to hundredths.
+                        if pick == 6 {
+                            v
+                        } else {
+                            (v * 100.0).round() / 100.0
+                        }
                     }
                     5 => 1.0,
                     _ => value(idx + (i / 40) * 40, s, &mut rng),

@@ -792,11 +792,7 @@ const TIMESTAMP_TOLERANCE: Duration = Duration::from_millis(2);
 /// A scrape that starts before its slot (the wall clock stepped or slewed
 /// against the monotonic timer) makes its own time the new slot, so the
 /// alignment follows the clock instead of being lost for good.
-pub fn align_scrape_time(
-    now: SystemTime,
-    aligned: &mut SystemTime,
-    interval: Duration,
-) -> SystemTime {
+fn align_scrape_time(now: SystemTime, aligned: &mut SystemTime, interval: Duration) -> SystemTime {
     if interval <= TIMESTAMP_TOLERANCE * 100 {
         return now;
     }
