@@ -106,6 +106,30 @@ impl<E> SeriesCache<E> {
         Some(&mut s.entry)
     }
 
+    /// The series text expected next (the one after the previous hit)
+    /// and its entry, for the parser to check the next line against.
+    #[inline]
+    pub fn expected(&self) -> Option<(&[u8], &E)> {
+        let s = self.slots.get(self.cursor).filter(|s| s.live)?;
+        Some((&self.arena[s.off..s.off + s.len as usize], &s.entry))
+    }
+
+    /// The entry [`SeriesCache::expected`] offered, which the caller found
+    /// to be the next series: a lookup without comparing the key again.
+    #[inline]
+    pub fn take_expected(&mut self) -> Option<&mut E> {
+        let c = self.cursor;
+        if !self.slots.get(c).is_some_and(|s| s.live) {
+            return None;
+        }
+        let pos = self.lookups;
+        self.lookups = self.lookups.saturating_add(1);
+        self.cursor = c + 1;
+        let s = &mut self.slots[c];
+        s.pos = pos;
+        Some(&mut s.entry)
+    }
+
     /// Adds a series that [`SeriesCache::get_mut`] did not find.
     pub fn insert(&mut self, key: &[u8], entry: E) {
         let pos = self.lookups.saturating_sub(1);

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use reqwest::header::HeaderValue;
+
 use crate::config::HttpClientConfig;
 
 /// The Accept header Prometheus sends: OpenMetrics preferred, then text.
@@ -72,18 +74,52 @@ pub struct Fetched {
     pub content_type: Option<String>,
 }
 
-/// Fetches `url` into `buf` (cleared first), within `timeout`, refusing
-/// bodies over `limit` bytes while they stream in.
+/// What every request to one target shares, worked out once per loop
+/// rather than per scrape: parsing the URL and formatting the timeout
+/// header cost more than the rest of building a request.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    url: Result<reqwest::Url, String>,
+    timeout: Duration,
+    /// Always `Some`: a float's digits are a valid header value.
+    timeout_header: Option<HeaderValue>,
+}
+
+impl Endpoint {
+    pub fn new(url: &str, timeout: Duration) -> Self {
+        let timeout_header = HeaderValue::from_str(&timeout.as_secs_f64().to_string()).ok();
+        Endpoint {
+            url: reqwest::Url::parse(url).map_err(|e| format!("invalid scrape URL {url:?}: {e}")),
+            timeout,
+            timeout_header,
+        }
+    }
+}
+
+/// Fetches the endpoint into `buf` (cleared first), within its timeout,
+/// refusing bodies over `limit` bytes while they stream in.
 pub async fn fetch(
     client: &reqwest::Client,
     http: &HttpClientConfig,
-    url: &str,
-    timeout: Duration,
+    endpoint: &Endpoint,
     limit: u64,
     buf: &mut Vec<u8>,
 ) -> Result<Fetched, ScrapeFailure> {
     buf.clear();
-    let fut = fetch_inner(client, http, url, timeout, limit, buf);
+    let timeout = endpoint.timeout;
+    let url = match &endpoint.url {
+        Ok(u) => u.clone(),
+        Err(e) => return Err(ScrapeFailure::new(FailureReason::Connection, e.clone())),
+    };
+    let fut = fetch_inner(
+        client,
+        http,
+        url,
+        endpoint.timeout_header.as_ref(),
+        timeout,
+        limit,
+        buf,
+    );
     match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
         Err(_) => Err(ScrapeFailure::new(
@@ -99,18 +135,19 @@ pub async fn fetch(
 async fn fetch_inner(
     client: &reqwest::Client,
     http: &HttpClientConfig,
-    url: &str,
+    url: reqwest::Url,
+    timeout_header: Option<&HeaderValue>,
     timeout: Duration,
     limit: u64,
     buf: &mut Vec<u8>,
 ) -> Result<Fetched, ScrapeFailure> {
-    let req = client
-        .get(url)
-        .header(reqwest::header::ACCEPT, ACCEPT_HEADER)
-        .header(
-            "X-Prometheus-Scrape-Timeout-Seconds",
-            format!("{}", timeout.as_secs_f64()),
-        );
+    let mut req = client.get(url).header(
+        reqwest::header::ACCEPT,
+        HeaderValue::from_static(ACCEPT_HEADER),
+    );
+    if let Some(h) = timeout_header {
+        req = req.header("X-Prometheus-Scrape-Timeout-Seconds", h.clone());
+    }
     let req = super::http_client::authorize(req, http)
         .map_err(|e| ScrapeFailure::new(FailureReason::Connection, e.to_string()))?;
     let mut resp = req.send().await.map_err(|e| classify(e, timeout))?;
@@ -234,8 +271,10 @@ mod tests {
         let err = fetch(
             &client,
             &HttpClientConfig::default(),
-            &format!("http://127.0.0.1:{port}/metrics"),
-            Duration::from_secs(5),
+            &Endpoint::new(
+                &format!("http://127.0.0.1:{port}/metrics"),
+                Duration::from_secs(5),
+            ),
             1024,
             &mut buf,
         )

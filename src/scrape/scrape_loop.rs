@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cache::SeriesCache;
 use super::fetch::{self, FailureReason, ScrapeFailure};
-use super::parse::{Format, ParsedSample, Parser};
+use super::parse::{Checks, Format, Known, ParsedSample, Parser};
 use super::relabel;
 use super::target::Target;
 use crate::config::ScrapeConfig;
@@ -114,6 +114,9 @@ struct CacheEntry {
     /// The sample carried its own timestamp: no staleness marker for it,
     /// as Prometheus does (the exporter owns its timeline).
     explicit_ts: bool,
+    /// The type rules the series text passed when it last parsed, offered
+    /// back to the parser with the text.
+    checks: Checks,
 }
 
 /// The stored metric names a target currently exposes, maintained as cache
@@ -284,11 +287,18 @@ pub struct ScrapeLoop {
     ctx: PoolContext,
     handle: Arc<TargetHandle>,
     cache: ScrapeCache,
+    endpoint: fetch::Endpoint,
 }
 
 impl ScrapeLoop {
     pub fn new(ctx: PoolContext, handle: Arc<TargetHandle>, cache: ScrapeCache) -> Self {
-        ScrapeLoop { ctx, handle, cache }
+        let endpoint = fetch::Endpoint::new(&handle.target.url, handle.target.scrape_timeout);
+        ScrapeLoop {
+            ctx,
+            handle,
+            cache,
+            endpoint,
+        }
     }
 
     /// Runs until `cancel` fires, then returns the cache. When `stale_on_stop`
@@ -391,8 +401,7 @@ impl ScrapeLoop {
                 match fetch::fetch(
                     &self.ctx.client,
                     &self.ctx.cfg.http,
-                    &target.url,
-                    target.scrape_timeout,
+                    &self.endpoint,
                     limit,
                     &mut buf,
                 )
@@ -488,7 +497,11 @@ impl ScrapeLoop {
         let mut rejected_dup = 0u64;
         let mut parser = Parser::new(body, format);
         loop {
-            let s = match parser.next_sample() {
+            let known = self.cache.entries.expected().map(|(series, e)| Known {
+                series,
+                checks: e.checks,
+            });
+            let s = match parser.next_sample_expecting(known) {
                 Ok(Some(s)) => s,
                 Ok(None) => break,
                 Err(e) => return Err(ScrapeFailure::new(FailureReason::ParseError, e.to_string())),
@@ -498,16 +511,23 @@ impl ScrapeLoop {
                 (true, Some(t)) => (t, true),
                 _ => (ts, false),
             };
-            let res = match self.cache.entries.get_mut(s.series) {
+            let entry = if s.known {
+                self.cache.entries.take_expected()
+            } else {
+                self.cache.entries.get_mut(s.series)
+            };
+            let res = match entry {
                 Some(e) if e.series == DROPPED => {
                     e.prev = e.seen;
                     e.seen = iter;
+                    e.checks = s.checks;
                     continue;
                 }
                 Some(e) => {
                     e.prev = e.seen;
                     e.seen = iter;
                     e.explicit_ts = explicit;
+                    e.checks = s.checks;
                     counts.post_relabel += 1;
                     match app.append_ref(e.series, t, s.value) {
                         Err(AppendError::UnknownRef) => {
@@ -539,6 +559,7 @@ impl ScrapeLoop {
                                 prev: u64::MAX,
                                 name: 0,
                                 explicit_ts: explicit,
+                                checks: s.checks,
                             },
                         );
                         continue;
@@ -558,6 +579,7 @@ impl ScrapeLoop {
                                         prev: u64::MAX,
                                         name,
                                         explicit_ts: explicit,
+                                        checks: s.checks,
                                     },
                                 );
                                 Ok(())

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use watchpost::scrape::parse::{Format, ParseError, Parser};
+use watchpost::scrape::parse::{Checks, Format, Known, ParseError, ParsedSample, Parser};
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -41,11 +41,9 @@ struct Owned {
     ts: Option<i64>,
 }
 
-fn parse_all(input: &[u8], format: Format) -> Result<Vec<Owned>, ParseError> {
-    let mut p = Parser::new(input, format);
-    let mut out = Vec::new();
-    while let Some(s) = p.next_sample()? {
-        out.push(Owned {
+impl Owned {
+    fn of(s: &ParsedSample<'_>) -> Owned {
+        Owned {
             series: String::from_utf8_lossy(s.series).into_owned(),
             name: s.metric_name().into_owned(),
             labels: s
@@ -54,7 +52,26 @@ fn parse_all(input: &[u8], format: Format) -> Result<Vec<Owned>, ParseError> {
                 .collect(),
             value: s.value,
             ts: s.timestamp_ms,
-        });
+        }
+    }
+
+    /// Equality with values compared by their bits (NaN equals itself).
+    fn same(&self, o: &Owned) -> bool {
+        (
+            &self.series,
+            &self.name,
+            &self.labels,
+            self.value.to_bits(),
+            self.ts,
+        ) == (&o.series, &o.name, &o.labels, o.value.to_bits(), o.ts)
+    }
+}
+
+fn parse_all(input: &[u8], format: Format) -> Result<Vec<Owned>, ParseError> {
+    let mut p = Parser::new(input, format);
+    let mut out = Vec::new();
+    while let Some(s) = p.next_sample()? {
+        out.push(Owned::of(&s));
     }
     Ok(out)
 }
@@ -530,4 +547,71 @@ fn text_rejects_name_the_right_problem() {
             .to_string();
         assert!(err.contains(want), "{rel}: got {err:?}, want {want:?}");
     }
+}
+
+/// Parses `input` offering, for each sample, the series text and checks of
+/// the sample at the same position in `hints` (what the scrape cache does
+/// on the next scrape of a target). Returns the samples, how many matched
+/// their hint, and the error if any.
+fn parse_hinted(
+    input: &[u8],
+    format: Format,
+    hints: &[(Vec<u8>, Checks)],
+) -> (Vec<Owned>, usize, Option<ParseError>) {
+    let mut p = Parser::new(input, format);
+    let (mut out, mut matched) = (Vec::new(), 0);
+    loop {
+        let known = hints.get(out.len()).map(|(s, c)| Known {
+            series: s,
+            checks: *c,
+        });
+        match p.next_sample_expecting(known) {
+            Ok(Some(s)) => {
+                matched += usize::from(s.known);
+                out.push(Owned::of(&s));
+            }
+            Ok(None) => return (out, matched, None),
+            Err(e) => return (out, matched, Some(e)),
+        }
+    }
+}
+
+/// The scrape loop offers the parser each series it saw last time; a right
+/// guess skips lexing the labels. Over every corpus input, valid or not,
+/// a second parse with the first one's series as guesses must give exactly
+/// the first one's samples and error: the guesses may only make it cheaper.
+#[test]
+fn guessed_series_change_no_outcome_over_the_corpus() {
+    let (mut inputs, mut matched_total) = (0usize, 0usize);
+    for case in cases() {
+        let input = read(&case.path);
+        let mut p = Parser::new(&input, case.format);
+        let mut hints = Vec::new();
+        let first_err = loop {
+            match p.next_sample() {
+                Ok(Some(s)) => hints.push((s.series.to_vec(), s.checks)),
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        let plain = parse_all(&input, case.format);
+        let (got, matched, err) = parse_hinted(&input, case.format, &hints);
+        assert_eq!(err, first_err, "{}: error differs with guesses", case.name);
+        if let Ok(want) = &plain {
+            assert!(
+                got.len() == want.len() && got.iter().zip(want).all(|(g, w)| g.same(w)),
+                "{}: samples differ with guesses:\n{got:?}\n{want:?}",
+                case.name
+            );
+        }
+        if case.format == Format::PrometheusText {
+            matched_total += matched;
+        }
+        inputs += 1;
+    }
+    println!(
+        "guessed-series parse: {inputs} inputs, {matched_total} text samples matched their guess"
+    );
+    assert!(inputs > 100, "only {inputs} corpus inputs");
+    assert!(matched_total > 100, "the fast path was never taken");
 }

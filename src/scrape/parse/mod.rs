@@ -96,6 +96,35 @@ struct SampleLine {
     timestamp_ms: Option<i64>,
     /// Validated but not handed out (OpenMetrics `_created` series).
     skip: bool,
+    checks: Checks,
+    /// The series is the [`Known`] one the caller offered.
+    known: bool,
+}
+
+/// Which rules of its metric type a series text was checked against, on
+/// top of the syntax every series passes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Checks {
+    /// No label rules (counter, gauge, untyped, and every OpenMetrics
+    /// series, whose rules this hint does not cover).
+    #[default]
+    Plain,
+    /// Histogram: an `le` label, if present, is a float.
+    Bucket,
+    /// Summary: a `quantile` label, if present, is a float.
+    Quantile,
+}
+
+/// A series text that parsed cleanly earlier, offered as a guess for the
+/// next sample line ([`Parser::next_sample_expecting`]). Exporters print
+/// their series in the same order every scrape, so the scrape cache nearly
+/// always guesses right, and a line whose series is byte-for-byte the
+/// guess need not have its labels lexed and validated again.
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'k> {
+    pub series: &'k [u8],
+    /// [`ParsedSample::checks`] from when it parsed.
+    pub checks: Checks,
 }
 
 /// Pulls samples out of one exposition body.
@@ -137,10 +166,21 @@ impl<'a> Parser<'a> {
     /// Ok(None) at the end of valid input. After an Err, the caller stops
     /// (later calls return the same error).
     pub fn next_sample(&mut self) -> Result<Option<ParsedSample<'a>>, ParseError> {
+        self.next_sample_expecting(None)
+    }
+
+    /// [`Parser::next_sample`], guessing that the next sample's series is
+    /// `known`; [`ParsedSample::known`] tells whether it was. The result is
+    /// the same as without the guess, only cheaper when it is right. Only
+    /// the Prometheus text format uses the guess.
+    pub fn next_sample_expecting(
+        &mut self,
+        known: Option<Known<'_>>,
+    ) -> Result<Option<ParsedSample<'a>>, ParseError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        let r = self.advance();
+        let r = self.advance(known);
         if let Err(e) = &r {
             self.failed = Some(e.clone());
         }
@@ -152,7 +192,10 @@ impl<'a> Parser<'a> {
         self.format
     }
 
-    fn advance(&mut self) -> Result<Option<ParsedSample<'a>>, ParseError> {
+    fn advance(
+        &mut self,
+        known: Option<Known<'_>>,
+    ) -> Result<Option<ParsedSample<'a>>, ParseError> {
         let input = self.input;
         loop {
             if self.pos >= input.len() {
@@ -168,7 +211,9 @@ impl<'a> Parser<'a> {
             self.line_no += 1;
             let parsed = match self.format {
                 Format::PrometheusText => {
-                    let parsed = self.text.line(line, &mut self.spans, &mut self.current);
+                    let parsed = self
+                        .text
+                        .line(line, &mut self.spans, &mut self.current, known);
                     if !terminated && parsed.is_ok() && lex::skip_blank(line, 0) < line.len() {
                         // Like the Go parser: blanks may trail the last
                         // newline, anything else means a cut-off body. A
@@ -240,6 +285,10 @@ pub struct ParsedSample<'a> {
     pub series: &'a [u8],
     pub value: f64,
     pub timestamp_ms: Option<i64>,
+    /// The type rules the series passed; hand it back in [`Known`].
+    pub checks: Checks,
+    /// The series is exactly the [`Known`] one offered for this sample.
+    pub known: bool,
     /// The metric name within `series`.
     name: NameTok,
     /// Index of `{` within `series`.
@@ -256,6 +305,8 @@ impl<'a> ParsedSample<'a> {
             series: &line[s.series.clone()],
             value: s.value,
             timestamp_ms: s.timestamp_ms,
+            checks: s.checks,
+            known: s.known,
             name,
             braces: s.braces.map(|b| b - base),
         }

@@ -24,7 +24,7 @@ use std::collections::HashSet;
 use super::lex::{self, Escapes, LabelSpan, NameTok, QuoteError, describe_byte, excerpt};
 use super::number::{OmTimestamp, parse_float, parse_om_timestamp};
 use super::text::{quote_error, quote_name, reserved_name};
-use super::{LineError, SampleLine};
+use super::{Checks, LineError, SampleLine};
 use crate::model::format_float;
 
 /// The metric types of OpenMetrics 1.0.
@@ -430,6 +430,8 @@ impl OmState {
             value: parsed.value,
             timestamp_ms: parsed.ts.map(OmTimestamp::millis),
             skip,
+            checks: Checks::Plain,
+            known: false,
         };
         Ok(())
     }

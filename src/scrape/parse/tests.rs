@@ -9,18 +9,22 @@ use super::*;
 
 type Row = (String, Vec<(String, String)>, f64, Option<i64>);
 
+fn row(s: &ParsedSample<'_>) -> Row {
+    (
+        s.metric_name().into_owned(),
+        s.labels()
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect(),
+        s.value,
+        s.timestamp_ms,
+    )
+}
+
 fn parse(input: &str, format: Format) -> Result<Vec<Row>, ParseError> {
     let mut p = Parser::new(input.as_bytes(), format);
     let mut out = Vec::new();
     while let Some(s) = p.next_sample()? {
-        out.push((
-            s.metric_name().into_owned(),
-            s.labels()
-                .map(|(n, v)| (n.into_owned(), v.into_owned()))
-                .collect(),
-            s.value,
-            s.timestamp_ms,
-        ));
+        out.push(row(&s));
     }
     Ok(out)
 }
@@ -544,4 +548,120 @@ fn openmetrics_eof_rules() {
             .contains("after \"# EOF\"")
     );
     assert!(om_err("a 1\n# EOF \n").message.contains("EOF"));
+}
+
+// --- Known-series hints (the scrape cache's guess of the next series) ---
+
+/// Rows plus whether each sample matched its hint. `hints[i]` is offered
+/// for the i-th sample.
+type Hinted = (Vec<(Row, bool, Checks)>, Option<ParseError>);
+
+fn parse_hinted(input: &str, hints: &[(&[u8], Checks)]) -> Hinted {
+    let mut p = Parser::new(input.as_bytes(), Format::PrometheusText);
+    let mut out = Vec::new();
+    loop {
+        let known = hints
+            .get(out.len())
+            .map(|&(series, checks)| Known { series, checks });
+        match p.next_sample_expecting(known) {
+            Ok(Some(s)) => out.push((row(&s), s.known, s.checks)),
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+}
+
+/// Series texts and checks of a clean parse, as the scrape cache keeps them.
+fn learned(input: &str) -> Vec<(Vec<u8>, Checks)> {
+    let mut p = Parser::new(input.as_bytes(), Format::PrometheusText);
+    let mut out = Vec::new();
+    while let Some(s) = p.next_sample().unwrap() {
+        out.push((s.series.to_vec(), s.checks));
+    }
+    out
+}
+
+const HINTED_BODY: &str = "# HELP req Requests.\n# TYPE req counter\nreq{code=\"200\",path=\"/a\\\\b\"} 10 1700000000000\nreq{code=\"500\",path=\"/\\\"q\\\"\"} 2\n# TYPE lat histogram\nlat_bucket{le=\"0.1\"} 3\nlat_bucket{le=\"+Inf\"} 5\nlat_sum 1.5\nlat_count 5\n# TYPE q summary\nq{quantile=\"0.5\"} 7\nq_sum 1\nq_count 2\nup 1\nbare\t2\n";
+
+#[test]
+fn right_guesses_give_the_same_samples_and_say_so() {
+    let seen = learned(HINTED_BODY);
+    let hints: Vec<(&[u8], Checks)> = seen.iter().map(|(s, c)| (&s[..], *c)).collect();
+    let (rows, err) = parse_hinted(HINTED_BODY, &hints);
+    assert!(err.is_none(), "{err:?}");
+    let plain = text(HINTED_BODY).unwrap();
+    assert_eq!(rows.len(), plain.len());
+    for ((row, known, _), want) in rows.iter().zip(&plain) {
+        assert!(*known, "{row:?} not matched");
+        assert_eq!(row.0, want.0);
+        assert_eq!(row.1, want.1);
+        assert_eq!(row.2.to_bits(), want.2.to_bits());
+        assert_eq!(row.3, want.3);
+    }
+    let checks: Vec<Checks> = rows.iter().map(|r| r.2).collect();
+    use Checks::*;
+    assert_eq!(
+        checks,
+        [
+            Plain, Plain, Bucket, Bucket, Bucket, Bucket, Quantile, Quantile, Quantile, Plain,
+            Plain
+        ]
+    );
+}
+
+#[test]
+fn wrong_guesses_fall_back_to_a_full_parse() {
+    for (input, hint, matches) in [
+        // A prefix of the name, a bare name before a label set, a label
+        // set without the blank the hint needs, other series, and a quoted
+        // name (always parsed in full).
+        ("foo_total 1\n", "foo", false),
+        ("foo {a=\"1\"} 1\n", "foo", false),
+        ("foo{a=\"1\"}2\n", "foo{a=\"1\"}", false),
+        ("foo{a=\"1\"} 2\n", "foo{a=\"2\"}", false),
+        ("foo{a=\"1\",} 2\n", "foo{a=\"1\"}", false),
+        ("{\"my.metric\"} 2\n", "{\"my.metric\"}", false),
+        ("foo {a=\"1\"}\t2\n", "foo {a=\"1\"}", true),
+    ] {
+        let (rows, err) = parse_hinted(input, &[(hint.as_bytes(), Checks::Plain)]);
+        assert!(err.is_none(), "{input:?}: {err:?}");
+        let plain = text(input).unwrap();
+        assert_eq!(rows.len(), 1, "{input:?}");
+        let (row, known, _) = &rows[0];
+        assert_eq!(row, &plain[0], "{input:?}");
+        assert_eq!(*known, matches, "{input:?}");
+    }
+}
+
+#[test]
+fn a_guess_does_not_hide_rules_of_a_changed_type() {
+    // The series parsed cleanly while `x` was untyped; now it is a
+    // histogram, and the bucket bound is not a number.
+    let first = "x_bucket{le=\"abc\"} 1\n";
+    let seen = learned(first);
+    assert_eq!(seen[0].1, Checks::Plain);
+    let hint = [(&seen[0].0[..], seen[0].1)];
+    for body in [
+        "# TYPE x histogram\nx_bucket{le=\"abc\"} 1\n",
+        "# TYPE x_bucket gauge_histogram\nx_bucket{le=\"abc\"} 1\n",
+        "# TYPE x_bucket summary\nx_bucket{quantile=\"q\"} 1\n",
+    ] {
+        let (rows, err) = parse_hinted(body, &hint);
+        assert!(rows.is_empty(), "{body:?}");
+        assert_eq!(err, Some(text_err(body)), "{body:?}");
+    }
+    // A value error reads the same on the fast path.
+    let body = "x_bucket{le=\"abc\"} one\n";
+    let (rows, err) = parse_hinted(body, &hint);
+    assert!(rows.is_empty());
+    assert_eq!(err, Some(text_err(body)));
+    let body = "x_bucket{le=\"abc\"} 1 2 3\n";
+    assert_eq!(parse_hinted(body, &hint).1, Some(text_err(body)));
+}
+
+#[test]
+fn a_guess_keeps_type_after_samples_an_error() {
+    let body = "x 1\n# TYPE x counter\n";
+    let (_, err) = parse_hinted(body, &[(b"x", Checks::Plain)]);
+    assert_eq!(err, Some(text_err(body)));
 }

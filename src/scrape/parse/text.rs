@@ -17,7 +17,7 @@ use super::lex::{
     self, Escapes, LabelSpan, NameTok, QuoteError, describe_byte, excerpt, skip_blank,
 };
 use super::number::{parse_float, parse_int_ms};
-use super::{LineError, SampleLine};
+use super::{Checks, Known, LineError, SampleLine};
 
 /// Metric types a 0.0.4 TYPE line may name (case-insensitively, as the Go
 /// parser upper-cases the word before looking it up).
@@ -93,11 +93,15 @@ impl Default for TextState<'_> {
 impl<'a> TextState<'a> {
     /// Parses one line. `Ok(true)` for a sample, written to `out`;
     /// `Ok(false)` for a blank, comment, HELP or TYPE line.
+    /// `known`, when given, is a series text that parsed cleanly before
+    /// (see [`Known`]); a line naming exactly that series skips the label
+    /// lexing, and `out.known` says so.
     pub(super) fn line(
         &mut self,
         l: &'a [u8],
         spans: &mut Vec<LabelSpan>,
         out: &mut SampleLine,
+        known: Option<Known<'_>>,
     ) -> Result<bool, LineError> {
         let i = skip_blank(l, 0);
         match l.get(i) {
@@ -107,10 +111,87 @@ impl<'a> TextState<'a> {
                 Ok(false)
             }
             Some(_) => {
+                if let Some(k) = known
+                    && self.known_sample(l, i, k, out)?
+                {
+                    return Ok(true);
+                }
                 self.sample(l, i, spans, out)?;
                 Ok(true)
             }
         }
+    }
+
+    /// The line's sample when its series text is exactly `k.series`,
+    /// without lexing the labels again: identical bytes pass the same
+    /// syntax, escape, UTF-8 and duplicate-name checks. Only the rules that
+    /// depend on this input's TYPE lines are re-applied, through the
+    /// family; when they ask for a check `k` did not pass, or the series is
+    /// not a plain `name{...}`, this declines (`Ok(false)`) and the full
+    /// parse decides, so errors read exactly as without a hint.
+    #[inline]
+    fn known_sample(
+        &mut self,
+        l: &'a [u8],
+        start: usize,
+        k: Known<'_>,
+        out: &mut SampleLine,
+    ) -> Result<bool, LineError> {
+        let end = start + k.series.len();
+        // The series must be followed by a blank (the value's separator)
+        // so that `foo` does not match the line `foo_total 1`, and a bare
+        // name must not be followed by a label set (`foo {a="1"} 1`).
+        if !matches!(l.get(end), Some(b' ' | b'\t'))
+            || !lex::bytes_eq(&l[start..end.min(l.len())], k.series)
+        {
+            return Ok(false);
+        }
+        let name_end = lex::scan_metric_name(l, start);
+        if name_end == start {
+            return Ok(false);
+        }
+        let brace = skip_blank(l, name_end);
+        let braces = if brace < end {
+            if l[brace] != b'{' {
+                return Ok(false);
+            }
+            Some(brace)
+        } else {
+            None
+        };
+        let i = skip_blank(l, end);
+        if braces.is_none() && l.get(i) == Some(&b'{') {
+            return Ok(false);
+        }
+        let name = NameTok {
+            start,
+            end: name_end,
+            quoted: false,
+            escaped: false,
+        };
+        let idx = self.family_of(l, &name);
+        let typ = *self.families[idx].typ.get_or_insert(TextType::Untyped);
+        let need = match typ {
+            TextType::Histogram => Checks::Bucket,
+            TextType::Summary => Checks::Quantile,
+            TextType::GaugeHistogram => return Ok(false),
+            _ => Checks::Plain,
+        };
+        if need != Checks::Plain && need != k.checks {
+            return Ok(false);
+        }
+        let (value, timestamp_ms) = value_and_timestamp(l, i, &name)?;
+        *out = SampleLine {
+            series: start..end,
+            name,
+            braces,
+            value,
+            timestamp_ms,
+            skip: false,
+            checks: need,
+            known: true,
+        };
+        Ok(true)
     }
 
     fn sample(
@@ -165,54 +246,8 @@ impl<'a> TextState<'a> {
             ));
         };
         i = skip_blank(l, i);
-
-        let vend = token_end(l, i);
-        if vend == i {
-            return Err(LineError::new(
-                i,
-                format!(
-                    "expected a sample value after {}, found end of line",
-                    quote_name(&name.decoded(l))
-                ),
-            ));
-        }
-        let Some(value) = parse_float(&l[i..vend]) else {
-            return Err(LineError::new(
-                i,
-                format!(
-                    "expected a float sample value, got \"{}\": use a decimal number, NaN, +Inf or -Inf",
-                    excerpt(&l[i..vend])
-                ),
-            ));
-        };
-        let mut timestamp_ms = None;
-        if vend < l.len() {
-            let ts = skip_blank(l, vend);
-            let tend = token_end(l, ts);
-            let Some(t) = parse_int_ms(&l[ts..tend]) else {
-                let msg = if ts == tend {
-                    "expected an integer timestamp in milliseconds after the value, found trailing whitespace: remove it".to_string()
-                } else {
-                    format!(
-                        "expected an integer timestamp in milliseconds, got \"{}\"",
-                        excerpt(&l[ts..tend])
-                    )
-                };
-                return Err(LineError::new(ts, msg));
-            };
-            if tend < l.len() {
-                return Err(LineError::new(
-                    tend,
-                    format!(
-                        "unexpected \"{}\" after the timestamp: a sample line ends after its timestamp",
-                        excerpt(&l[tend..])
-                    ),
-                ));
-            }
-            timestamp_ms = Some(t);
-        }
-
-        self.check_family(l, &name, spans)?;
+        let (value, timestamp_ms) = value_and_timestamp(l, i, &name)?;
+        let checks = self.check_family(l, &name, spans)?;
         // Written in place: handing the struct back by value costs a
         // copy per sample.
         *out = SampleLine {
@@ -222,6 +257,8 @@ impl<'a> TextState<'a> {
             value,
             timestamp_ms,
             skip: false,
+            checks,
+            known: false,
         };
         Ok(())
     }
@@ -334,7 +371,7 @@ impl<'a> TextState<'a> {
         l: &'a [u8],
         name: &NameTok,
         spans: &[LabelSpan],
-    ) -> Result<(), LineError> {
+    ) -> Result<Checks, LineError> {
         if let Some(k) = lex::find_duplicate(l, spans, &mut self.order) {
             return Err(LineError::new(
                 spans[k].name.begin(),
@@ -348,9 +385,9 @@ impl<'a> TextState<'a> {
         let idx = self.family_of(l, name);
         let family = &mut self.families[idx];
         let typ = *family.typ.get_or_insert(TextType::Untyped);
-        let (label, what) = match typ {
-            TextType::Histogram => (&b"le"[..], "histogram bucket bound"),
-            TextType::Summary => (&b"quantile"[..], "summary quantile"),
+        let (label, what, checks) = match typ {
+            TextType::Histogram => (&b"le"[..], "histogram bucket bound", Checks::Bucket),
+            TextType::Summary => (&b"quantile"[..], "summary quantile", Checks::Quantile),
             TextType::GaugeHistogram => {
                 return Err(LineError::new(
                     name.begin(),
@@ -360,7 +397,7 @@ impl<'a> TextState<'a> {
                     ),
                 ));
             }
-            _ => return Ok(()),
+            _ => return Ok(Checks::Plain),
         };
         if let Some(s) = spans.iter().find(|s| s.is(l, label)) {
             let v = s.value_decoded(l);
@@ -376,7 +413,7 @@ impl<'a> TextState<'a> {
                 ));
             }
         }
-        Ok(())
+        Ok(checks)
     }
 
     /// The family of a sample's or metadata line's name, through the cache
@@ -514,6 +551,61 @@ impl<'a> TextState<'a> {
 }
 
 /// `__name__` inside the braces: the name has its own places.
+/// The value and optional timestamp of a sample line from `i`, the first
+/// byte after the series and its blanks, through the end of the line.
+#[inline]
+fn value_and_timestamp(
+    l: &[u8],
+    i: usize,
+    name: &NameTok,
+) -> Result<(f64, Option<i64>), LineError> {
+    let vend = token_end(l, i);
+    if vend == i {
+        return Err(LineError::new(
+            i,
+            format!(
+                "expected a sample value after {}, found end of line",
+                quote_name(&name.decoded(l))
+            ),
+        ));
+    }
+    let Some(value) = parse_float(&l[i..vend]) else {
+        return Err(LineError::new(
+            i,
+            format!(
+                "expected a float sample value, got \"{}\": use a decimal number, NaN, +Inf or -Inf",
+                excerpt(&l[i..vend])
+            ),
+        ));
+    };
+    if vend == l.len() {
+        return Ok((value, None));
+    }
+    let ts = skip_blank(l, vend);
+    let tend = token_end(l, ts);
+    let Some(t) = parse_int_ms(&l[ts..tend]) else {
+        let msg = if ts == tend {
+            "expected an integer timestamp in milliseconds after the value, found trailing whitespace: remove it".to_string()
+        } else {
+            format!(
+                "expected an integer timestamp in milliseconds, got \"{}\"",
+                excerpt(&l[ts..tend])
+            )
+        };
+        return Err(LineError::new(ts, msg));
+    };
+    if tend < l.len() {
+        return Err(LineError::new(
+            tend,
+            format!(
+                "unexpected \"{}\" after the timestamp: a sample line ends after its timestamp",
+                excerpt(&l[tend..])
+            ),
+        ));
+    }
+    Ok((value, Some(t)))
+}
+
 pub(super) fn reserved_name(tok: &NameTok) -> LineError {
     LineError::new(
         tok.begin(),
