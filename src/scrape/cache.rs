@@ -197,6 +197,13 @@ impl<E> SeriesCache<E> {
             self.relayout();
             self.relaid_last = true;
         }
+        // A scrape that added series grew the arena and the slots by
+        // doubling, and up to half of that would stay unused for as long as
+        // the target lives (about 50 bytes per series). Series are rarely
+        // added after the first scrape, so trimming usually copies once;
+        // the margin left lets a few new series fit without growing again.
+        trim(&mut self.arena);
+        trim(&mut self.slots);
         self.cursor = 0;
         self.lookups = 0;
         self.misses = 0;
@@ -208,7 +215,7 @@ impl<E> SeriesCache<E> {
         let mut slots = std::mem::take(&mut self.slots);
         slots.retain(|s| s.live);
         slots.sort_by_key(|s| s.pos);
-        let mut arena = Vec::with_capacity(self.arena.len() - self.dead_bytes);
+        let mut arena = Vec::with_capacity(with_margin(self.arena.len() - self.dead_bytes));
         for s in &mut slots {
             let off = arena.len();
             arena.extend_from_slice(&self.arena[s.off..s.off + s.len as usize]);
@@ -232,6 +239,20 @@ impl<E> SeriesCache<E> {
     }
 }
 
+/// The capacity kept for `n` items: a sixteenth more, so that a few new
+/// series do not make a table grow (and copy) again.
+fn with_margin(n: usize) -> usize {
+    n + n / 16 + 16
+}
+
+/// Gives back a vector's spare capacity beyond [`with_margin`].
+fn trim<T>(v: &mut Vec<T>) {
+    let keep = with_margin(v.len());
+    if v.capacity() > keep + v.len() / 16 {
+        v.shrink_to(keep);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +270,33 @@ mod tests {
         }
         c.retain(|e| *e == gen_);
         added
+    }
+
+    #[test]
+    fn spare_capacity_is_given_back_after_a_scrape() {
+        let mut c = SeriesCache::default();
+        let keys: Vec<String> = (0..3000)
+            .map(|i| format!("metric_name{{i=\"{i}\"}}"))
+            .collect();
+        let refs: Vec<&str> = keys.iter().map(|s| s.as_str()).collect();
+        scrape(&mut c, &refs, 1);
+        let bytes: usize = keys.iter().map(|k| k.len()).sum();
+        assert!(
+            c.arena.capacity() <= bytes + bytes / 8 + 16,
+            "{}",
+            c.arena.capacity()
+        );
+        assert!(
+            c.slots.capacity() <= 3000 + 3000 / 8 + 16,
+            "{}",
+            c.slots.capacity()
+        );
+        // A few new series fit in the margin: no growth, no copy.
+        let cap = c.arena.capacity();
+        let more: Vec<&str> = refs.iter().copied().chain(["new_one", "new_two"]).collect();
+        scrape(&mut c, &more, 2);
+        assert_eq!(c.arena.capacity(), cap, "arena len {}", c.arena.len());
+        assert_eq!(scrape(&mut c, &more, 3), 0);
     }
 
     #[test]
