@@ -85,8 +85,6 @@ impl<E> SeriesCache<E> {
     /// The entry for this series text.
     #[inline]
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut E> {
-        let pos = self.lookups;
-        self.lookups = self.lookups.saturating_add(1);
         let c = self.cursor;
         let hit = c < self.slots.len() && self.slots[c].live && self.key(c) == key;
         let i = if hit {
@@ -95,15 +93,32 @@ impl<E> SeriesCache<E> {
             self.misses = self.misses.saturating_add(1);
             let hash = self.hasher.hash_one(key);
             let (slots, arena) = (&self.slots, &self.arena);
-            *self.index.find(hash, |&i| {
+            match self.index.find(hash, |&i| {
                 let s = &slots[i];
                 s.hash == hash && &arena[s.off..s.off + s.len as usize] == key
-            })?
+            }) {
+                Some(&i) => i,
+                None => {
+                    // Counted all the same: `insert` places the new
+                    // series at this lookup's position.
+                    self.lookups = self.lookups.saturating_add(1);
+                    return None;
+                }
+            }
         };
+        Some(self.found(i))
+    }
+
+    /// Records a lookup that found slot `i`: the next one is expected
+    /// right after it.
+    #[inline]
+    fn found(&mut self, i: usize) -> &mut E {
+        let pos = self.lookups;
+        self.lookups = self.lookups.saturating_add(1);
         self.cursor = i + 1;
         let s = &mut self.slots[i];
         s.pos = pos;
-        Some(&mut s.entry)
+        &mut s.entry
     }
 
     /// The series text expected next (the one after the previous hit)
@@ -122,12 +137,7 @@ impl<E> SeriesCache<E> {
         if !self.slots.get(c).is_some_and(|s| s.live) {
             return None;
         }
-        let pos = self.lookups;
-        self.lookups = self.lookups.saturating_add(1);
-        self.cursor = c + 1;
-        let s = &mut self.slots[c];
-        s.pos = pos;
-        Some(&mut s.entry)
+        Some(self.found(c))
     }
 
     /// Adds a series that [`SeriesCache::get_mut`] did not find.
@@ -297,6 +307,23 @@ mod tests {
         scrape(&mut c, &more, 2);
         assert_eq!(c.arena.capacity(), cap, "arena len {}", c.arena.len());
         assert_eq!(scrape(&mut c, &more, 3), 0);
+        // Too few new series to re-lay out (a sixth), enough to grow the
+        // arena by doubling: the scrape's end trims it.
+        let extra: Vec<String> = (0..500)
+            .map(|i| format!("added_later{{i=\"{i}\"}}"))
+            .collect();
+        let grown: Vec<&str> = more
+            .iter()
+            .copied()
+            .chain(extra.iter().map(|s| s.as_str()))
+            .collect();
+        assert_eq!(scrape(&mut c, &grown, 4), 500);
+        let len = c.arena.len();
+        assert!(
+            c.arena.capacity() <= len + len / 8 + 16,
+            "{} for {len}",
+            c.arena.capacity()
+        );
     }
 
     #[test]

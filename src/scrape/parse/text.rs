@@ -141,9 +141,7 @@ impl<'a> TextState<'a> {
         // The series must be followed by a blank (the value's separator)
         // so that `foo` does not match the line `foo_total 1`, and a bare
         // name must not be followed by a label set (`foo {a="1"} 1`).
-        if !matches!(l.get(end), Some(b' ' | b'\t'))
-            || !lex::bytes_eq(&l[start..end.min(l.len())], k.series)
-        {
+        if !matches!(l.get(end), Some(b' ' | b'\t')) || !lex::bytes_eq(&l[start..end], k.series) {
             return Ok(false);
         }
         let name_end = lex::scan_metric_name(l, start);
