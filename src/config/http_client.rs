@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -35,7 +36,7 @@ use crate::config::{HttpClientConfig, SecretSource, TlsConfig};
 pub const USER_AGENT: &str = concat!("watchpost/", env!("CARGO_PKG_VERSION"));
 
 /// Go's default redirect limit, which Prometheus keeps.
-const MAX_REDIRECTS: usize = 10;
+pub const MAX_REDIRECTS: usize = 10;
 
 /// Credential files hold a token or a password; anything bigger is a
 /// wrong path, not a secret.
@@ -134,7 +135,15 @@ pub fn authorize(
     req: reqwest::RequestBuilder,
     cfg: &HttpClientConfig,
 ) -> Result<reqwest::RequestBuilder, HttpClientError> {
-    let mut req = req;
+    Ok(match authorization(cfg)? {
+        Some(value) => req.header(AUTHORIZATION, value),
+        None => req,
+    })
+}
+
+/// The `Authorization` header `cfg` asks for (marked sensitive), reading
+/// `*_file` secrets now: [`authorize`] for clients other than reqwest.
+pub fn authorization(cfg: &HttpClientConfig) -> Result<Option<HeaderValue>, HttpClientError> {
     if let Some(basic) = &cfg.basic_auth {
         let password = match &basic.password {
             Some(src) => Some(read_secret(src, "basic_auth password")?),
@@ -149,8 +158,16 @@ pub fn authorize(
                 field: "basic_auth",
             });
         }
-        // reqwest marks the resulting header sensitive.
-        req = req.basic_auth(&basic.username, password);
+        let pair = format!("{}:{}", basic.username, password.unwrap_or_default());
+        let mut value = HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        ))
+        .map_err(|_| HttpClientError::InvalidCredentials {
+            field: "basic_auth",
+        })?;
+        value.set_sensitive(true);
+        return Ok(Some(value));
     }
     if let Some(auth) = &cfg.authorization
         && let Some(src) = &auth.credentials
@@ -163,9 +180,9 @@ pub fn authorize(
                 }
             })?;
         value.set_sensitive(true);
-        req = req.header(AUTHORIZATION, value);
+        return Ok(Some(value));
     }
-    Ok(req)
+    Ok(None)
 }
 
 /// The secret's value; file contents are trimmed of surrounding whitespace
@@ -246,7 +263,7 @@ pub fn rustls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, Htt
 
 /// The rustls config for `tls`, or None when reqwest's defaults (public
 /// roots, full verification) already do what the config asks.
-fn tls_client_config(tls: &TlsConfig) -> Result<Option<rustls::ClientConfig>, HttpClientError> {
+pub fn tls_client_config(tls: &TlsConfig) -> Result<Option<rustls::ClientConfig>, HttpClientError> {
     if tls.ca_file.is_none()
         && tls.cert_file.is_none()
         && tls.key_file.is_none()
@@ -472,12 +489,13 @@ impl ServerCertVerifier for SkipVerify {
 
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)]
-mod tests {
+pub(crate) mod test_support {
+    //! Servers and certificates for tests of HTTP clients (this one and
+    //! the scrape client).
     use super::*;
-    use crate::config::{Authorization, BasicAuth, Secret};
+    use crate::config::Secret;
     use axum::Router;
     use axum::http::HeaderMap;
-    use axum::response::Redirect;
     use axum::routing::get;
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
@@ -487,7 +505,7 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
     use tokio_rustls::TlsAcceptor;
 
-    async fn serve(router: Router) -> SocketAddr {
+    pub async fn serve(router: Router) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -495,7 +513,7 @@ mod tests {
     }
 
     /// Answers with the Authorization header it received, 401 without one.
-    fn auth_echo() -> Router {
+    pub fn auth_echo() -> Router {
         Router::new().route(
             "/auth",
             get(|h: HeaderMap| async move {
@@ -507,6 +525,159 @@ mod tests {
         )
     }
 
+    pub fn inline(s: &str) -> Option<SecretSource> {
+        Some(SecretSource::Inline(Secret::new(s.to_string())))
+    }
+
+    pub struct Pki {
+        _dir: tempfile::TempDir,
+        pub ca_file: PathBuf,
+        pub client_cert: PathBuf,
+        pub client_key: PathBuf,
+        pub server_chain: Vec<CertificateDer<'static>>,
+        pub server_key_pem: String,
+        pub ca_der: CertificateDer<'static>,
+    }
+
+    impl Pki {
+        /// Trusts the test CA and checks the server certificate's name.
+        pub fn tls(&self) -> TlsConfig {
+            TlsConfig {
+                ca_file: Some(self.ca_file.clone()),
+                server_name: Some("watchpost.test".into()),
+                ..Default::default()
+            }
+        }
+
+        /// [`Pki::tls`] plus the client certificate.
+        pub fn mtls(&self) -> TlsConfig {
+            TlsConfig {
+                cert_file: Some(self.client_cert.clone()),
+                key_file: Some(self.client_key.clone()),
+                ..self.tls()
+            }
+        }
+    }
+
+    /// A CA, a server certificate for `watchpost.test` only (no IP address,
+    /// so connecting to 127.0.0.1 needs `server_name`), and a client
+    /// certificate, all signed by the CA.
+    pub fn pki() -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "watchpost test ca");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let server_key = KeyPair::generate().unwrap();
+        let mut sp = CertificateParams::new(vec!["watchpost.test".to_string()]).unwrap();
+        sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server_cert = sp.signed_by(&server_key, &issuer).unwrap();
+
+        let client_key = KeyPair::generate().unwrap();
+        let mut cp = CertificateParams::new(vec!["scraper.test".to_string()]).unwrap();
+        cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client_cert = cp.signed_by(&client_key, &issuer).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, content: String| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, content).unwrap();
+            p
+        };
+        let ca_file = write("ca.pem", ca_cert.pem());
+        let client_cert_file = write("client.pem", client_cert.pem());
+        let client_key_file = write("client.key", client_key.serialize_pem());
+        Pki {
+            ca_file,
+            client_cert: client_cert_file,
+            client_key: client_key_file,
+            server_chain: vec![server_cert.der().clone()],
+            server_key_pem: server_key.serialize_pem(),
+            ca_der: ca_cert.der().clone(),
+            _dir: dir,
+        }
+    }
+
+    struct TlsListener {
+        tcp: TcpListener,
+        acceptor: TlsAcceptor,
+    }
+
+    impl axum::serve::Listener for TlsListener {
+        type Io = tokio_rustls::server::TlsStream<TcpStream>;
+        type Addr = SocketAddr;
+
+        async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+            loop {
+                let Ok((stream, addr)) = self.tcp.accept().await else {
+                    continue;
+                };
+                // Failed handshakes are the point of some tests: skip them.
+                if let Ok(tls) = self.acceptor.accept(stream).await {
+                    return (tls, addr);
+                }
+            }
+        }
+
+        fn local_addr(&self) -> std::io::Result<SocketAddr> {
+            self.tcp.local_addr()
+        }
+    }
+
+    pub async fn serve_tls(pki: &Pki, require_client_cert: bool) -> SocketAddr {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if require_client_cert {
+            let mut roots = RootCertStore::empty();
+            roots.add(pki.ca_der.clone()).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let key = PrivateKeyDer::from_pem_slice(pki.server_key_pem.as_bytes()).unwrap();
+        let config = builder
+            .with_single_cert(pki.server_chain.clone(), key)
+            .unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = TlsListener {
+            tcp,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        };
+        let router = Router::new().route("/", get(|| async { "tls ok" }));
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        addr
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::config::{Authorization, BasicAuth};
+    use axum::Router;
+    use axum::http::HeaderMap;
+    use axum::response::Redirect;
+    use axum::routing::get;
+
     async fn get_text(cfg: &HttpClientConfig, url: &str) -> (u16, String) {
         let client = build_http_client(cfg, Duration::from_secs(5)).unwrap();
         let resp = authorize(client.get(url), cfg)
@@ -515,10 +686,6 @@ mod tests {
             .await
             .unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())
-    }
-
-    fn inline(s: &str) -> Option<SecretSource> {
-        Some(SecretSource::Inline(Secret::new(s.to_string())))
     }
 
     #[tokio::test]
@@ -668,123 +835,6 @@ mod tests {
         assert_eq!((status, body), (200, "b from target.invalid:9100".into()));
     }
 
-    struct Pki {
-        _dir: tempfile::TempDir,
-        ca_file: PathBuf,
-        client_cert: PathBuf,
-        client_key: PathBuf,
-        server_chain: Vec<CertificateDer<'static>>,
-        server_key_pem: String,
-        ca_der: CertificateDer<'static>,
-    }
-
-    /// A CA, a server certificate for `watchpost.test` only (no IP address,
-    /// so connecting to 127.0.0.1 needs `server_name`), and a client
-    /// certificate, all signed by the CA.
-    fn pki() -> Pki {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "watchpost test ca");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let server_key = KeyPair::generate().unwrap();
-        let mut sp = CertificateParams::new(vec!["watchpost.test".to_string()]).unwrap();
-        sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server_cert = sp.signed_by(&server_key, &issuer).unwrap();
-
-        let client_key = KeyPair::generate().unwrap();
-        let mut cp = CertificateParams::new(vec!["scraper.test".to_string()]).unwrap();
-        cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client_cert = cp.signed_by(&client_key, &issuer).unwrap();
-
-        let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, content: String| {
-            let p = dir.path().join(name);
-            std::fs::write(&p, content).unwrap();
-            p
-        };
-        let ca_file = write("ca.pem", ca_cert.pem());
-        let client_cert_file = write("client.pem", client_cert.pem());
-        let client_key_file = write("client.key", client_key.serialize_pem());
-        Pki {
-            ca_file,
-            client_cert: client_cert_file,
-            client_key: client_key_file,
-            server_chain: vec![server_cert.der().clone()],
-            server_key_pem: server_key.serialize_pem(),
-            ca_der: ca_cert.der().clone(),
-            _dir: dir,
-        }
-    }
-
-    struct TlsListener {
-        tcp: TcpListener,
-        acceptor: TlsAcceptor,
-    }
-
-    impl axum::serve::Listener for TlsListener {
-        type Io = tokio_rustls::server::TlsStream<TcpStream>;
-        type Addr = SocketAddr;
-
-        async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-            loop {
-                let Ok((stream, addr)) = self.tcp.accept().await else {
-                    continue;
-                };
-                // Failed handshakes are the point of some tests: skip them.
-                if let Ok(tls) = self.acceptor.accept(stream).await {
-                    return (tls, addr);
-                }
-            }
-        }
-
-        fn local_addr(&self) -> std::io::Result<SocketAddr> {
-            self.tcp.local_addr()
-        }
-    }
-
-    async fn serve_tls(pki: &Pki, require_client_cert: bool) -> SocketAddr {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let builder = if require_client_cert {
-            let mut roots = RootCertStore::empty();
-            roots.add(pki.ca_der.clone()).unwrap();
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .unwrap();
-            builder.with_client_cert_verifier(verifier)
-        } else {
-            builder.with_no_client_auth()
-        };
-        let key = PrivateKeyDer::from_pem_slice(pki.server_key_pem.as_bytes()).unwrap();
-        let config = builder
-            .with_single_cert(pki.server_chain.clone(), key)
-            .unwrap();
-        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = tcp.local_addr().unwrap();
-        let listener = TlsListener {
-            tcp,
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-        };
-        let router = Router::new().route("/", get(|| async { "tls ok" }));
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        addr
-    }
-
     async fn try_get(tls: TlsConfig, url: &str) -> Result<String, String> {
         let cfg = HttpClientConfig {
             tls_config: tls,
@@ -801,12 +851,7 @@ mod tests {
         let addr = serve_tls(&pki, false).await;
         let url = format!("https://{addr}/");
 
-        let ok = TlsConfig {
-            ca_file: Some(pki.ca_file.clone()),
-            server_name: Some("watchpost.test".into()),
-            ..Default::default()
-        };
-        assert_eq!(try_get(ok, &url).await, Ok("tls ok".into()));
+        assert_eq!(try_get(pki.tls(), &url).await, Ok("tls ok".into()));
 
         // Without server_name the certificate does not match 127.0.0.1.
         let no_name = TlsConfig {
@@ -845,18 +890,8 @@ mod tests {
         let pki = pki();
         let addr = serve_tls(&pki, true).await;
         let url = format!("https://{addr}/");
-        let base = TlsConfig {
-            ca_file: Some(pki.ca_file.clone()),
-            server_name: Some("watchpost.test".into()),
-            ..Default::default()
-        };
-        let with_cert = TlsConfig {
-            cert_file: Some(pki.client_cert.clone()),
-            key_file: Some(pki.client_key.clone()),
-            ..base.clone()
-        };
-        assert_eq!(try_get(with_cert, &url).await, Ok("tls ok".into()));
-        assert!(try_get(base, &url).await.is_err());
+        assert_eq!(try_get(pki.mtls(), &url).await, Ok("tls ok".into()));
+        assert!(try_get(pki.tls(), &url).await.is_err());
     }
 
     #[test]

@@ -19,13 +19,17 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
+/// One cached series. Every scraped series has one, so it is kept small
+/// (48 bytes with the scrape loop's entry): no stored hash, since the index
+/// compares keys only after its own 7-bit tag matched, and re-hashing the
+/// key is needed only when a table grows, a series goes away or the slots
+/// are re-laid out.
 #[derive(Debug)]
 struct Slot<E> {
     off: usize,
     len: u32,
     /// Position in the scrape that last saw it, for re-laying out.
     pos: u32,
-    hash: u64,
     live: bool,
     entry: E,
 }
@@ -35,7 +39,9 @@ struct Slot<E> {
 pub struct SeriesCache<E> {
     arena: Vec<u8>,
     slots: Vec<Slot<E>>,
-    index: HashTable<usize>,
+    /// Slot numbers, 32-bit: a target cannot expose 2^32 series, as the
+    /// scrape body, its limits and memory run out long before.
+    index: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
     /// The slot expected next.
     cursor: usize,
@@ -78,8 +84,7 @@ impl<E> SeriesCache<E> {
     }
 
     fn key(&self, i: usize) -> &[u8] {
-        let s = &self.slots[i];
-        &self.arena[s.off..s.off + s.len as usize]
+        key_of(&self.arena, &self.slots[i])
     }
 
     /// The entry for this series text.
@@ -93,11 +98,11 @@ impl<E> SeriesCache<E> {
             self.misses = self.misses.saturating_add(1);
             let hash = self.hasher.hash_one(key);
             let (slots, arena) = (&self.slots, &self.arena);
-            match self.index.find(hash, |&i| {
-                let s = &slots[i];
-                s.hash == hash && &arena[s.off..s.off + s.len as usize] == key
-            }) {
-                Some(&i) => i,
+            match self
+                .index
+                .find(hash, |&i| key_of(arena, &slots[i as usize]) == key)
+            {
+                Some(&i) => i as usize,
                 None => {
                     // Counted all the same: `insert` places the new
                     // series at this lookup's position.
@@ -126,7 +131,7 @@ impl<E> SeriesCache<E> {
     #[inline]
     pub fn expected(&self) -> Option<(&[u8], &E)> {
         let s = self.slots.get(self.cursor).filter(|s| s.live)?;
-        Some((&self.arena[s.off..s.off + s.len as usize], &s.entry))
+        Some((key_of(&self.arena, s), &s.entry))
     }
 
     /// The entry [`SeriesCache::expected`] offered, which the caller found
@@ -149,13 +154,14 @@ impl<E> SeriesCache<E> {
             off: self.arena.len(),
             len: key.len() as u32,
             pos,
-            hash,
             live: true,
             entry,
         });
         self.arena.extend_from_slice(key);
-        let slots = &self.slots;
-        self.index.insert_unique(hash, i, |&j| slots[j].hash);
+        let (slots, arena, hasher) = (&self.slots, &self.arena, &self.hasher);
+        self.index.insert_unique(hash, i as u32, |&j| {
+            hasher.hash_one(key_of(arena, &slots[j as usize]))
+        });
         self.live += 1;
         self.cursor = i + 1;
     }
@@ -184,8 +190,8 @@ impl<E> SeriesCache<E> {
             s.live = false;
             self.live -= 1;
             self.dead_bytes += s.len as usize;
-            let hash = s.hash;
-            if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
+            let hash = self.hasher.hash_one(key_of(&self.arena, &self.slots[i]));
+            if let Ok(e) = self.index.find_entry(hash, |&j| j as usize == i) {
                 e.remove();
             }
         }
@@ -232,9 +238,12 @@ impl<E> SeriesCache<E> {
             s.off = off;
         }
         self.index.clear();
+        let hasher = &self.hasher;
         for (i, s) in slots.iter().enumerate() {
-            let hash = s.hash;
-            self.index.insert_unique(hash, i, |&j| slots[j].hash);
+            let hash = hasher.hash_one(key_of(&arena, s));
+            self.index.insert_unique(hash, i as u32, |&j| {
+                hasher.hash_one(key_of(&arena, &slots[j as usize]))
+            });
         }
         self.slots = slots;
         self.arena = arena;
@@ -247,6 +256,10 @@ impl<E> SeriesCache<E> {
             ..SeriesCache::default()
         };
     }
+}
+
+fn key_of<'a, E>(arena: &'a [u8], s: &Slot<E>) -> &'a [u8] {
+    &arena[s.off..s.off + s.len as usize]
 }
 
 /// The capacity kept for `n` items: a sixteenth more, so that a few new
@@ -266,6 +279,11 @@ fn trim<T>(v: &mut Vec<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_take_48_bytes_with_the_scrape_loops_entry() {
+        assert_eq!(std::mem::size_of::<Slot<[u64; 3]>>(), 48);
+    }
 
     fn scrape(c: &mut SeriesCache<u64>, keys: &[&str], gen_: u64) -> usize {
         let mut added = 0;

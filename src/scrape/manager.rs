@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::client::ScrapeClient;
 use super::discovery::{self, TargetGroup};
 use super::fetch::{FailureReason, ScrapeFailure};
 use super::scrape_loop::{BufferPool, PoolContext, ScrapeCache, ScrapeLoop, TargetHandle};
@@ -93,11 +94,11 @@ impl ScrapeManager {
 
     /// Checks that every job's HTTP client can be built (TLS files readable
     /// and valid), so a reload can fail before it changes anything.
-    pub fn prepare(cfg: &Config) -> Result<Vec<reqwest::Client>, Vec<ScrapeSetupError>> {
+    pub fn prepare(cfg: &Config) -> Result<Vec<ScrapeClient>, Vec<ScrapeSetupError>> {
         let mut clients = Vec::new();
         let mut errs = Vec::new();
         for job in &cfg.scrape_configs {
-            match super::http_client::build_http_client(&job.http, job.scrape_timeout) {
+            match ScrapeClient::new(&job.http) {
                 Ok(c) => clients.push(c),
                 Err(e) => errs.push(ScrapeSetupError {
                     job: job.job_name.clone(),
@@ -114,7 +115,7 @@ impl ScrapeManager {
 
     /// Applies a configuration: starts, keeps, replaces or stops pools.
     /// `clients` come from [`ScrapeManager::prepare`] for the same config.
-    pub async fn apply(&self, cfg: &Config, clients: Vec<reqwest::Client>) {
+    pub async fn apply(&self, cfg: &Config, clients: Vec<ScrapeClient>) {
         *self.offset_seed.lock().unwrap_or_else(|e| e.into_inner()) =
             cfg.global.external_labels.stable_hash();
         let mut pools = self.pools.lock().await;
@@ -173,7 +174,7 @@ impl ScrapeManager {
     fn start_pool(
         &self,
         cfg: Arc<ScrapeConfig>,
-        client: reqwest::Client,
+        client: ScrapeClient,
         inherited: HashMap<u64, ScrapeCache>,
     ) -> Pool {
         let cancel = CancellationToken::new();

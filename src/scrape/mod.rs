@@ -1,9 +1,11 @@
 //! Pulling metrics: target discovery (static, file_sd, http_sd), relabeling,
-//! one scrape loop per target, HTTP fetch with caps, exposition parsing.
+//! one scrape loop per target, HTTP fetch with caps (through its own lean
+//! client), exposition parsing.
 //!
 //! Scraping writes into storage only through `storage::Appender`.
 
 mod cache;
+pub mod client;
 pub mod discovery;
 pub mod fetch;
 pub mod manager;

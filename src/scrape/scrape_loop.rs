@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::cache::SeriesCache;
+use super::client::ScrapeClient;
 use super::fetch::{self, FailureReason, ScrapeFailure};
 use super::parse::{Checks, Format, Known, ParsedSample, Parser};
 use super::relabel;
@@ -103,11 +104,14 @@ impl TargetHandle {
 #[derive(Debug, Clone, Copy)]
 struct CacheEntry {
     series: SeriesRef,
-    /// Iteration in which the series text was last seen.
-    seen: u64,
+    /// Iteration in which the series text was last seen. 32 bits, as
+    /// every cached series pays for it: iterations only ever compare for
+    /// equality with the current one or the one before, so wrapping (after
+    /// 2^32 scrapes, 136 years at one a second) does no harm.
+    seen: u32,
     /// The value `seen` had before this scrape set it, so a scrape that
-    /// fails half-way can be undone (`u64::MAX`: new in this scrape).
-    prev: u64,
+    /// fails half-way can be undone (`u32::MAX`: new in this scrape).
+    prev: u32,
     /// Index of the stored metric name in [`MetricNames`] (unused for
     /// dropped series).
     name: u32,
@@ -188,7 +192,7 @@ pub struct ScrapeCache {
     entries: SeriesCache<CacheEntry>,
     names: MetricNames,
     report: [Option<SeriesRef>; 5],
-    iter: u64,
+    iter: u32,
     /// Size of the last body, to pre-size the next buffer.
     last_body: usize,
 }
@@ -261,7 +265,7 @@ impl BufferPool {
 #[derive(Clone)]
 pub struct PoolContext {
     pub cfg: Arc<ScrapeConfig>,
-    pub client: reqwest::Client,
+    pub client: ScrapeClient,
     pub storage: Arc<dyn Storage>,
     pub metrics: ScrapeMetrics,
     pub buffers: Arc<BufferPool>,
@@ -379,7 +383,7 @@ impl ScrapeLoop {
         let target = &handle.target;
         let job_label = vec![("job", target.job.clone())];
         self.ctx.metrics.scrapes.get_or_create(&job_label).inc();
-        self.cache.iter += 1;
+        self.cache.iter = self.cache.iter.wrapping_add(1);
 
         let forced = self
             .ctx
@@ -556,7 +560,7 @@ impl ScrapeLoop {
                             CacheEntry {
                                 series: DROPPED,
                                 seen: iter,
-                                prev: u64::MAX,
+                                prev: u32::MAX,
                                 name: 0,
                                 explicit_ts: explicit,
                                 checks: s.checks,
@@ -576,7 +580,7 @@ impl ScrapeLoop {
                                     CacheEntry {
                                         series: r,
                                         seen: iter,
-                                        prev: u64::MAX,
+                                        prev: u32::MAX,
                                         name,
                                         explicit_ts: explicit,
                                         checks: s.checks,
@@ -865,6 +869,12 @@ pub fn scrape_offset(hash: u64, interval: Duration, now: SystemTime) -> Duration
 #[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_entries_stay_small() {
+        // One per scraped series, inside a 48-byte cache slot.
+        assert_eq!(std::mem::size_of::<CacheEntry>(), 24);
+    }
 
     #[test]
     fn scrape_times_snap_to_the_slot_within_tolerance() {

@@ -118,41 +118,43 @@ fn unzigzag(z: u64) -> i64 {
     ((z >> 1) as i64) ^ -((z & 1) as i64)
 }
 
-/// Appends bits, most significant first, to a byte vector.
-#[derive(Debug, Clone, Default)]
-struct BitWriter {
-    buf: Vec<u8>,
-    /// Bits used in the last byte (0 means the last byte is full or absent).
-    used: u8,
+/// Appends bits, most significant first, to a byte vector: a view of an
+/// encoder's buffer and of the bits used in its last byte (0 means the last
+/// byte is full or absent). A view rather than a struct the encoder holds,
+/// so that `used` fills the encoder's padding instead of padding a struct
+/// of its own: every series has an open encoder.
+struct BitWriter<'a> {
+    buf: &'a mut Vec<u8>,
+    used: &'a mut u8,
 }
 
-impl BitWriter {
+impl BitWriter<'_> {
     #[inline]
     fn write_bit(&mut self, bit: bool) {
-        if self.used == 0 {
+        if *self.used == 0 {
             self.buf.push(0);
         }
         if bit && let Some(last) = self.buf.last_mut() {
-            *last |= 0x80 >> self.used;
+            *last |= 0x80 >> *self.used;
         }
-        self.used = (self.used + 1) & 7;
+        *self.used = (*self.used + 1) & 7;
     }
 
     /// Writes the low `n` bits of `v` (`n` at most 64).
     #[inline]
     fn write_bits(&mut self, v: u64, mut n: u32) {
         while n > 0 {
-            if self.used == 0 {
+            if *self.used == 0 {
                 self.buf.push(0);
             }
-            let free = 8 - u32::from(self.used);
+            let free = 8 - u32::from(*self.used);
             let take = free.min(n);
             let chunk = ((v >> (n - take)) & ((1u64 << take) - 1)) as u8;
             if let Some(last) = self.buf.last_mut() {
                 *last |= chunk << (free - take);
             }
             n -= take;
-            self.used = ((u32::from(self.used) + take) & 7) as u8;
+            *self.used = ((u32::from(*self.used) + take) & 7) as u8;
         }
     }
 }
@@ -255,9 +257,15 @@ fn write_bucketed(w: &mut BitWriter, z: u64, buckets: &[u32; 5], escape_after: b
 
 /// The encoder of one open chunk. Its fields are the whole state needed to
 /// continue appending, so a checkpoint can store and restore it verbatim.
+///
+/// Every series holds one, so its size is watched (64 bytes, checked by a
+/// test): the first timestamp is not kept beside the chunk, where it is the
+/// first eight bytes after the header.
 #[derive(Debug, Clone, Default)]
 pub struct ChunkEncoder {
-    w: BitWriter,
+    buf: Vec<u8>,
+    /// Bits used in the last byte of `buf` (see [`BitWriter`]).
+    used: u8,
     n: u16,
     t: Timestamp,
     t_delta: u64,
@@ -267,7 +275,6 @@ pub struct ChunkEncoder {
     /// window yet.
     leading: u8,
     trailing: u8,
-    min_t: Timestamp,
     /// Current decimal scale.
     scale: u8,
     /// Whether this chunk uses the decimal-scale layout (false only for a
@@ -285,9 +292,9 @@ impl ChunkEncoder {
     /// Empties the encoder, keeping its buffer's capacity so a series that
     /// cuts chunks regularly does not reallocate each time.
     pub fn reset(&mut self) {
-        self.w.buf.clear();
-        self.w.buf.extend_from_slice(&[0u8; HEADER]);
-        self.w.used = 0;
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0u8; HEADER]);
+        self.used = 0;
         self.n = 0;
         self.t = 0;
         self.t_delta = 0;
@@ -295,7 +302,6 @@ impl ChunkEncoder {
         self.int_delta = 0;
         self.leading = 0xff;
         self.trailing = 0;
-        self.min_t = 0;
         self.scale = 0;
         self.scaled = true;
     }
@@ -308,9 +314,13 @@ impl ChunkEncoder {
         self.n == 0
     }
 
-    /// Timestamp of the first sample (meaningless when empty).
+    /// Timestamp of the first sample (meaningless when empty): the chunk
+    /// starts with it, all 64 bits, right after the header.
     pub fn min_t(&self) -> Timestamp {
-        self.min_t
+        self.buf
+            .get(HEADER..HEADER + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, i64::from_be_bytes)
     }
 
     /// Timestamp of the newest sample (meaningless when empty).
@@ -325,12 +335,19 @@ impl ChunkEncoder {
 
     /// The encoded chunk: header plus bit stream.
     pub fn bytes(&self) -> &[u8] {
-        &self.w.buf
+        &self.buf
     }
 
     /// Heap bytes held by the buffer, for memory accounting.
     pub fn capacity(&self) -> usize {
-        self.w.buf.capacity()
+        self.buf.capacity()
+    }
+
+    fn w(&mut self) -> BitWriter<'_> {
+        BitWriter {
+            buf: &mut self.buf,
+            used: &mut self.used,
+        }
     }
 
     /// Appends a sample. The caller guarantees `t` is greater than the
@@ -339,9 +356,9 @@ impl ChunkEncoder {
         let bits = v.to_bits();
         match self.n {
             0 => {
-                self.w.write_bits(t as u64, 64);
-                self.w.write_bits(bits, 64);
-                self.min_t = t;
+                let mut w = self.w();
+                w.write_bits(t as u64, 64);
+                w.write_bits(bits, 64);
                 self.t_delta = 0;
                 self.int_delta = 0;
                 if self.scaled {
@@ -351,7 +368,7 @@ impl ChunkEncoder {
             _ => {
                 let delta = t.wrapping_sub(self.t) as u64;
                 let dod = delta.wrapping_sub(self.t_delta) as i64;
-                write_bucketed(&mut self.w, zigzag(dod), &T_BUCKETS, false);
+                write_bucketed(&mut self.w(), zigzag(dod), &T_BUCKETS, false);
                 self.t_delta = delta;
                 self.append_value(bits);
             }
@@ -360,7 +377,7 @@ impl ChunkEncoder {
         self.v = bits;
         self.n += 1;
         let header = if self.scaled { self.n | SCALED } else { self.n };
-        self.w.buf[..HEADER].copy_from_slice(&header.to_be_bytes());
+        self.buf[..HEADER].copy_from_slice(&header.to_be_bytes());
     }
 
     fn append_value(&mut self, bits: u64) {
@@ -369,27 +386,28 @@ impl ChunkEncoder {
                 Some(cur) => {
                     let delta = cur - prev;
                     let dod = delta - self.int_delta;
-                    write_bucketed(&mut self.w, zigzag(dod), &I_BUCKETS, true);
+                    write_bucketed(&mut self.w(), zigzag(dod), &I_BUCKETS, true);
                     self.int_delta = delta;
                 }
                 None if self.scaled => match self.rescale(prev, bits) {
                     Some((scale, dod, delta)) => {
                         // Escape `11111`, then `1`: rescale.
-                        self.w.write_bits(0b11_1111, 6);
-                        self.w.write_bits(u64::from(scale), 3);
-                        write_bucketed(&mut self.w, zigzag(dod), &I_BUCKETS, true);
+                        let mut w = self.w();
+                        w.write_bits(0b11_1111, 6);
+                        w.write_bits(u64::from(scale), 3);
+                        write_bucketed(&mut w, zigzag(dod), &I_BUCKETS, true);
                         self.scale = scale;
                         self.int_delta = delta;
                     }
                     None => {
                         // Escape `11111`, then `0`: XOR.
-                        self.w.write_bits(0b11_1110, 6);
+                        self.w().write_bits(0b11_1110, 6);
                         self.write_xor(self.v ^ bits);
                         self.int_delta = 0;
                     }
                 },
                 None => {
-                    self.w.write_bits(0b11111, 5);
+                    self.w().write_bits(0b11111, 5);
                     self.write_xor(self.v ^ bits);
                     self.int_delta = 0;
                 }
@@ -397,9 +415,9 @@ impl ChunkEncoder {
             None => {
                 let x = self.v ^ bits;
                 if x == 0 {
-                    self.w.write_bit(false);
+                    self.w().write_bit(false);
                 } else {
-                    self.w.write_bit(true);
+                    self.w().write_bit(true);
                     self.write_xor(x);
                 }
                 self.int_delta = 0;
@@ -428,17 +446,20 @@ impl ChunkEncoder {
         let leading = (x.leading_zeros() as u8).min(31);
         let trailing = x.trailing_zeros() as u8;
         if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
-            self.w.write_bit(false);
             let len = 64 - u32::from(self.leading) - u32::from(self.trailing);
-            self.w.write_bits(x >> self.trailing, len);
+            let kept = x >> self.trailing;
+            let mut w = self.w();
+            w.write_bit(false);
+            w.write_bits(kept, len);
         } else {
-            self.w.write_bit(true);
             let len = 64 - u32::from(leading) - u32::from(trailing);
-            self.w.write_bits(u64::from(leading), 5);
+            let mut w = self.w();
+            w.write_bit(true);
+            w.write_bits(u64::from(leading), 5);
             // A length of 64 does not fit in six bits; it is stored as 0,
             // which cannot otherwise occur because the XOR is non-zero.
-            self.w.write_bits(u64::from(len & 63), 6);
-            self.w.write_bits(x >> trailing, len);
+            w.write_bits(u64::from(len & 63), 6);
+            w.write_bits(x >> trailing, len);
             self.leading = leading;
             self.trailing = trailing;
         }
@@ -450,14 +471,16 @@ impl ChunkEncoder {
         out.extend_from_slice(&self.t_delta.to_le_bytes());
         out.extend_from_slice(&self.v.to_le_bytes());
         out.extend_from_slice(&self.int_delta.to_le_bytes());
-        out.extend_from_slice(&self.min_t.to_le_bytes());
+        // The first timestamp, redundant with the chunk's first bytes and
+        // ignored on load, keeps the layout checkpoints have always had.
+        out.extend_from_slice(&self.min_t().to_le_bytes());
         out.push(self.leading);
         out.push(self.trailing);
         // Bit usage of the last byte (0..=7) and the scale share a byte, so
         // states saved before scales existed (scale bits 0) still load.
-        out.push(self.w.used | (self.scale << 3));
-        out.extend_from_slice(&(self.w.buf.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.w.buf);
+        out.push(self.used | (self.scale << 3));
+        out.extend_from_slice(&(self.buf.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.buf);
     }
 
     /// Restores a state written by [`ChunkEncoder::encode_state`], returning
@@ -486,10 +509,8 @@ impl ChunkEncoder {
             return None;
         }
         let e = ChunkEncoder {
-            w: BitWriter {
-                buf: buf.to_vec(),
-                used,
-            },
+            buf: buf.to_vec(),
+            used,
             n: header & !SCALED,
             scale,
             // An empty state starts the new layout whatever it was saved as.
@@ -498,7 +519,6 @@ impl ChunkEncoder {
             t_delta: u(1),
             v: u(2),
             int_delta: u(3) as i64,
-            min_t: u(4) as i64,
             leading: data[40],
             trailing: data[41],
         };
@@ -645,6 +665,21 @@ mod tests {
     use super::*;
     use crate::model::stale_nan;
     use proptest::prelude::*;
+
+    #[test]
+    fn open_encoder_stays_small_and_knows_its_first_timestamp() {
+        // One per series: growing it grows every series' allocation.
+        assert_eq!(std::mem::size_of::<ChunkEncoder>(), 64);
+        let mut e = ChunkEncoder::new();
+        assert_eq!(e.min_t(), 0);
+        for t in [-5_000, 10, 20] {
+            e.append(t, 1.5);
+        }
+        assert_eq!((e.min_t(), e.max_t()), (-5_000, 20));
+        e.reset();
+        e.append(i64::MAX - 1, 0.0);
+        assert_eq!(e.min_t(), i64::MAX - 1);
+    }
 
     fn roundtrip(samples: &[(i64, u64)]) {
         let mut e = ChunkEncoder::new();
