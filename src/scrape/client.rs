@@ -12,11 +12,10 @@
 //! out of it into the scrape's own buffer chunk by chunk anyway.
 //!
 //! What it does, as reqwest did for scrapes: TLS with the job's
-//! `tls_config` (rustls; the public roots by default), an HTTP or HTTPS
+//! `tls_config` (rustls; the public roots by default) and an HTTP or HTTPS
 //! `proxy_url` (requests in absolute form for `http` targets, a CONNECT
-//! tunnel for `https` ones), redirects (Go's limit of ten, credentials kept
-//! only on the same origin, as Go does), `gzip` bodies. Credentials and the
-//! request itself are the caller's ([`super::fetch`]).
+//! tunnel for `https` ones). The request itself, credentials, redirects and
+//! `gzip` bodies are [`super::fetch`]'s.
 
 use std::future::Future;
 use std::io;

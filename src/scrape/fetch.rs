@@ -205,8 +205,9 @@ async fn fetch_inner(
                 format!("redirect to invalid location {location:?}: {e}"),
             )
         })?;
-        // Credentials follow a redirect only to the same host and port, as
-        // Go (and so Prometheus) and reqwest do.
+        // Credentials follow a redirect only to the same host and port
+        // (reqwest's rule; Go, and so Prometheus, also lets them follow to
+        // a subdomain, which this does not).
         if to.host_str() != url.host_str()
             || to.port_or_known_default() != url.port_or_known_default()
         {
