@@ -186,6 +186,44 @@ impl MetricNames {
     }
 }
 
+/// Samples of known series waiting to be appended as one run.
+struct RefRuns<'a> {
+    refs: Vec<(SeriesRef, Timestamp, f64)>,
+    samples: Vec<ParsedSample<'a>>,
+    failed: Vec<(usize, AppendError)>,
+}
+
+impl RefRuns<'_> {
+    /// Samples per run: enough that locks and calls are paid per run, few
+    /// enough that the parsed samples stay in cache.
+    const LEN: usize = 256;
+
+    fn new() -> Self {
+        RefRuns {
+            refs: Vec::with_capacity(Self::LEN),
+            samples: Vec::with_capacity(Self::LEN),
+            failed: Vec::new(),
+        }
+    }
+}
+
+/// Samples storage turned away, by reason, for the scrape's counters.
+#[derive(Default)]
+struct Rejected {
+    out_of_order: u64,
+    duplicate: u64,
+}
+
+impl Rejected {
+    fn count(&mut self, res: Result<(), AppendError>) {
+        match res {
+            Ok(()) | Err(AppendError::UnknownRef) => {}
+            Err(AppendError::OutOfOrder) => self.out_of_order += 1,
+            Err(AppendError::Duplicate) => self.duplicate += 1,
+        }
+    }
+}
+
 /// Series text -> storage reference, plus what was seen in which scrape.
 #[derive(Debug, Default)]
 pub struct ScrapeCache {
@@ -493,13 +531,16 @@ impl ScrapeLoop {
         format: Format,
         ts: Timestamp,
     ) -> Result<ScrapeCounts, ScrapeFailure> {
-        let cfg = &*self.ctx.cfg;
+        let cfg = self.ctx.cfg.clone();
         let limits = cfg.limits;
         let iter = self.cache.iter;
         let mut counts = ScrapeCounts::default();
-        let mut rejected_ooo = 0u64;
-        let mut rejected_dup = 0u64;
+        let mut rejected = Rejected::default();
         let mut parser = Parser::new(body, format);
+        // Samples of known series go to storage in runs (see
+        // `Appender::append_refs`); their parsed form is kept in case a
+        // series has to be re-created from its labels.
+        let mut runs = RefRuns::new();
         loop {
             let known = self.cache.entries.expected().map(|(series, e)| Known {
                 series,
@@ -533,25 +574,12 @@ impl ScrapeLoop {
                     e.explicit_ts = explicit;
                     e.checks = s.checks;
                     counts.post_relabel += 1;
-                    match app.append_ref(e.series, t, s.value) {
-                        Err(AppendError::UnknownRef) => {
-                            // The series was removed from storage (retention);
-                            // recreate it from the sample's labels.
-                            let Some(lset) = self.sample_labels(&s)? else {
-                                continue;
-                            };
-                            match app.append(&lset, t, s.value) {
-                                Ok(r) => {
-                                    if let Some(e) = self.cache.entries.get_mut(s.series) {
-                                        e.series = r;
-                                    }
-                                    Ok(())
-                                }
-                                Err(e) => Err(e),
-                            }
-                        }
-                        r => r,
+                    runs.refs.push((e.series, t, s.value));
+                    runs.samples.push(s);
+                    if runs.refs.len() >= RefRuns::LEN {
+                        self.flush_runs(app, &mut runs, &mut rejected)?;
                     }
+                    Ok(())
                 }
                 None => match self.sample_labels(&s)? {
                     None => {
@@ -593,12 +621,7 @@ impl ScrapeLoop {
                     }
                 },
             };
-            match res {
-                Ok(()) => {}
-                Err(AppendError::OutOfOrder) => rejected_ooo += 1,
-                Err(AppendError::Duplicate) => rejected_dup += 1,
-                Err(AppendError::UnknownRef) => {}
-            }
+            rejected.count(res);
             if limits.sample_limit > 0 && counts.post_relabel > limits.sample_limit {
                 return Err(ScrapeFailure::new(
                     FailureReason::LimitExceeded,
@@ -609,7 +632,12 @@ impl ScrapeLoop {
                 ));
             }
         }
+        self.flush_runs(app, &mut runs, &mut rejected)?;
         let job = &self.handle.target.job;
+        let Rejected {
+            out_of_order: rejected_ooo,
+            duplicate: rejected_dup,
+        } = rejected;
         if rejected_ooo > 0 {
             self.ctx
                 .metrics
@@ -631,6 +659,43 @@ impl ScrapeLoop {
                 .inc_by(rejected_dup);
         }
         Ok(counts)
+    }
+
+    /// Appends the queued samples of known series, re-creating from its
+    /// labels any series storage no longer has (removed by retention).
+    fn flush_runs(
+        &mut self,
+        app: &mut dyn Appender,
+        runs: &mut RefRuns<'_>,
+        rejected: &mut Rejected,
+    ) -> Result<(), ScrapeFailure> {
+        if runs.refs.is_empty() {
+            return Ok(());
+        }
+        app.append_refs(&runs.refs, &mut runs.failed);
+        for &(i, err) in &runs.failed {
+            if err != AppendError::UnknownRef {
+                rejected.count(Err(err));
+                continue;
+            }
+            let s = &runs.samples[i];
+            let (_, t, v) = runs.refs[i];
+            let Some(lset) = self.sample_labels(s)? else {
+                continue;
+            };
+            match app.append(&lset, t, v) {
+                Ok(r) => {
+                    if let Some(e) = self.cache.entries.get_mut(s.series) {
+                        e.series = r;
+                    }
+                }
+                Err(e) => rejected.count(Err(e)),
+            }
+        }
+        runs.refs.clear();
+        runs.samples.clear();
+        runs.failed.clear();
+        Ok(())
     }
 
     /// The stored label set of a scraped sample: scraped labels merged with

@@ -40,7 +40,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -48,7 +48,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::blocks::{Block, ChunkRef, IndexEntry, NO_POS, Pos};
 use super::chunk::{ChunkDecoder, ChunkEncoder, MAX_SAMPLES};
 use super::encoding::{Reader, put_bytes, put_uvarint, put_varint};
-use super::head::{Head, MemSeries, NO_SAMPLE, REMOVED, SeriesInner, lock, read, write};
+use super::head::{
+    Head, MemSeries, NO_SAMPLE, REMOVED, SeriesInner, ShardTable, locate, lock, read, write,
+};
 use super::wal::{self, ReadEnd, Wal, WalSync, io_err};
 use super::{
     AppendError, Appender, CommitStats, HeadStats, NameCount, Queryable, Series, SeriesRef,
@@ -1323,8 +1325,18 @@ struct DiskAppender<'a> {
 }
 
 impl DiskAppender<'_> {
+    /// Checks a sample against the series' newest and queues it.
+    /// `before_wait` runs before the one path that takes a lock (the series
+    /// mutex, for a timestamp equal to the newest): a caller holding a shard
+    /// lock releases it there.
     #[inline]
-    fn add(&mut self, s: Arc<MemSeries>, t: Timestamp, v: f64) -> Result<(), AppendError> {
+    fn add(
+        &mut self,
+        s: Arc<MemSeries>,
+        t: Timestamp,
+        v: f64,
+        before_wait: impl FnOnce(),
+    ) -> Result<(), AppendError> {
         if t < self.db.min_valid_t.load(Ordering::Relaxed) {
             self.out_of_bounds += 1;
             return Err(AppendError::OutOfOrder);
@@ -1347,7 +1359,10 @@ impl DiskAppender<'_> {
             }
             let prev_bits = match mine {
                 Some(i) => self.pending[i].v.to_bits(),
-                None => lock(&s.inner).last_v,
+                None => {
+                    before_wait();
+                    lock(&s.inner).last_v
+                }
             };
             if prev_bits == v.to_bits() {
                 return Ok(());
@@ -1394,14 +1409,43 @@ impl Appender for DiskAppender<'_> {
             self.db.c.created.fetch_add(1, Ordering::Relaxed);
         }
         let r = s.r;
-        self.add(s, t, v)?;
+        self.add(s, t, v, || {})?;
         Ok(r)
     }
 
     #[inline]
     fn append_ref(&mut self, series: SeriesRef, t: Timestamp, v: f64) -> Result<(), AppendError> {
         let s = self.db.head.get(series).ok_or(AppendError::UnknownRef)?;
-        self.add(s, t, v)
+        self.add(s, t, v, || {})
+    }
+
+    fn append_refs(
+        &mut self,
+        batch: &[(SeriesRef, Timestamp, f64)],
+        failed: &mut Vec<(usize, AppendError)>,
+    ) {
+        let head = &self.db.head;
+        // The shard of the previous reference, still read-locked: a scrape's
+        // references come in runs that share a shard, and a lock per sample
+        // was a quarter of the lookup's cost. Never more than one held, and
+        // released before anything that waits (see `add`), so holding it
+        // cannot take part in a lock cycle.
+        let mut cur: Option<(usize, RwLockReadGuard<'_, ShardTable>)> = None;
+        for (i, &(r, t, v)) in batch.iter().enumerate() {
+            let (shard, key) = locate(r);
+            if cur.as_ref().is_none_or(|(held, _)| *held != shard) {
+                // Let go of the previous shard before taking the next.
+                drop(cur.take());
+                cur = Some((shard, head.read_shard(shard)));
+            }
+            let Some(s) = cur.as_ref().and_then(|(_, g)| g.get(key)).cloned() else {
+                failed.push((i, AppendError::UnknownRef));
+                continue;
+            };
+            if let Err(e) = self.add(s, t, v, || drop(cur.take())) {
+                failed.push((i, e));
+            }
+        }
     }
 
     fn commit(self: Box<Self>) -> Result<CommitStats, StorageError> {

@@ -44,7 +44,7 @@ const RUN_BITS: u32 = 6;
 /// The shard of reference `r` and its key within the shard. Keys grow
 /// with references, so a shard's table stays ordered by age.
 #[inline]
-fn locate(r: SeriesRef) -> (usize, u64) {
+pub(crate) fn locate(r: SeriesRef) -> (usize, u64) {
     let shard = ((r >> RUN_BITS) as usize) & (SHARDS - 1);
     let key = ((r >> (RUN_BITS + SHARD_BITS)) << RUN_BITS) | (r & (RUN - 1));
     (shard, key)
@@ -447,7 +447,7 @@ pub struct ShardTable {
 
 impl ShardTable {
     #[inline]
-    fn get(&self, k: u64) -> Option<&Arc<MemSeries>> {
+    pub(crate) fn get(&self, k: u64) -> Option<&Arc<MemSeries>> {
         let i = k.checked_sub(self.base)?;
         self.slots.get(i as usize)?.as_ref()
     }
@@ -518,6 +518,14 @@ impl Head {
     fn shard(&self, r: SeriesRef) -> (&Shard, u64) {
         let (i, key) = locate(r);
         (&self.shards[i], key)
+    }
+
+    /// Shard `i` ([`locate`]) read-locked, for looking up a run of
+    /// references with one lock. The caller must not wait for any other
+    /// lock while holding it.
+    #[inline]
+    pub(crate) fn read_shard(&self, i: usize) -> RwLockReadGuard<'_, ShardTable> {
+        read(&self.shards[i])
     }
 
     /// The series with reference `r`: the append hot path.

@@ -88,6 +88,22 @@ pub trait Appender: Send {
     /// removed by retention); the caller then appends by labels.
     fn append_ref(&mut self, series: SeriesRef, t: Timestamp, v: f64) -> Result<(), AppendError>;
 
+    /// [`Appender::append_ref`] for a run of samples: the scrape hot path.
+    /// Each failure is pushed to `failed` as (index in `batch`, error), in
+    /// order. The disk store takes one head-shard lock per run of
+    /// neighbouring references instead of one per sample.
+    fn append_refs(
+        &mut self,
+        batch: &[(SeriesRef, Timestamp, f64)],
+        failed: &mut Vec<(usize, AppendError)>,
+    ) {
+        for (i, &(r, t, v)) in batch.iter().enumerate() {
+            if let Err(e) = self.append_ref(r, t, v) {
+                failed.push((i, e));
+            }
+        }
+    }
+
     /// Makes every sample of this batch visible.
     fn commit(self: Box<Self>) -> Result<CommitStats, StorageError>;
 
