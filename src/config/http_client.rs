@@ -158,15 +158,11 @@ pub fn authorization(cfg: &HttpClientConfig) -> Result<Option<HeaderValue>, Http
                 field: "basic_auth",
             });
         }
-        let pair = format!("{}:{}", basic.username, password.unwrap_or_default());
-        let mut value = HeaderValue::from_str(&format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(pair)
-        ))
-        .map_err(|_| HttpClientError::InvalidCredentials {
-            field: "basic_auth",
-        })?;
-        value.set_sensitive(true);
+        let value = basic_auth_value(&basic.username, password.as_deref().unwrap_or("")).ok_or(
+            HttpClientError::InvalidCredentials {
+                field: "basic_auth",
+            },
+        )?;
         return Ok(Some(value));
     }
     if let Some(auth) = &cfg.authorization
@@ -183,6 +179,15 @@ pub fn authorization(cfg: &HttpClientConfig) -> Result<Option<HeaderValue>, Http
         return Ok(Some(value));
     }
     Ok(None)
+}
+
+/// `Basic base64(user:password)`, marked sensitive; None when it cannot be
+/// a header value.
+pub fn basic_auth_value(user: &str, password: &str) -> Option<HeaderValue> {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// The secret's value; file contents are trimmed of surrounding whitespace

@@ -36,7 +36,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::HttpClientConfig;
-use crate::config::http_client::{HttpClientError, redact_url, tls_client_config};
+use crate::config::http_client::{
+    HttpClientError, basic_auth_value, redact_url, tls_client_config,
+};
+use percent_encoding::percent_decode_str;
 
 /// Bytes each connection reads at a time, and so holds while idle. Also the
 /// largest response head accepted (hyper needs the whole head in it): real
@@ -154,14 +157,14 @@ impl Proxy {
         let auth = if url.username().is_empty() {
             None
         } else {
-            let user = percent_decode(url.username());
-            let pass = percent_decode(url.password().unwrap_or(""));
-            use base64::Engine;
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-            let mut v = HeaderValue::from_str(&format!("Basic {token}"))
-                .map_err(|_| bad("credentials are not a valid header".to_string()))?;
-            v.set_sensitive(true);
-            Some(v)
+            // The URL keeps userinfo percent-encoded; the header wants it raw.
+            let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+            let user = decode(url.username());
+            let pass = decode(url.password().unwrap_or(""));
+            Some(
+                basic_auth_value(&user, &pass)
+                    .ok_or_else(|| bad("credentials are not a valid header".to_string()))?,
+            )
         };
         Ok(Proxy {
             host,
@@ -170,30 +173,6 @@ impl Proxy {
             auth,
         })
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Opens connections for the pool: TCP, then a CONNECT tunnel and TLS as

@@ -199,12 +199,13 @@ async fn fetch_inner(
                 format!("stopped after {} redirects", http_client::MAX_REDIRECTS),
             ));
         }
-        let to = url.join(location).map_err(|e| {
+        let invalid = |e: &dyn std::fmt::Display| {
             ScrapeFailure::new(
                 FailureReason::Connection,
                 format!("redirect to invalid location {location:?}: {e}"),
             )
-        })?;
+        };
+        let to = url.join(location).map_err(|e| invalid(&e))?;
         // Credentials follow a redirect only to the same host and port
         // (reqwest's rule; Go, and so Prometheus, also lets them follow to
         // a subdomain, which this does not).
@@ -213,12 +214,7 @@ async fn fetch_inner(
         {
             auth = None;
         }
-        let to_uri = uri_of(&to).map_err(|e| {
-            ScrapeFailure::new(
-                FailureReason::Connection,
-                format!("redirect to invalid location {location:?}: {e}"),
-            )
-        })?;
+        let to_uri = uri_of(&to).map_err(|e| invalid(&e))?;
         next = Some((to, to_uri));
     };
     let status = resp.status();

@@ -783,3 +783,168 @@ async fn scrape_hook_sees_every_scrape_with_metric_names() {
     .await;
     mgr.shutdown().await;
 }
+
+/// A store that, once told to, answers every append by reference with
+/// `UnknownRef`, as the disk store does for a series retention removed.
+struct Forgetful {
+    inner: watchpost::storage::mem::MemStorage,
+    forget: std::sync::atomic::AtomicBool,
+    /// Appends by labels since `forget` was set.
+    recreated: std::sync::atomic::AtomicU64,
+}
+
+struct ForgetfulAppender<'a> {
+    store: &'a Forgetful,
+    inner: Box<dyn watchpost::storage::Appender + 'a>,
+}
+
+impl watchpost::storage::Appender for ForgetfulAppender<'_> {
+    fn append(
+        &mut self,
+        labels: &watchpost::model::Labels,
+        t: i64,
+        v: f64,
+    ) -> Result<u64, watchpost::storage::AppendError> {
+        use std::sync::atomic::Ordering;
+        if self.store.forget.load(Ordering::SeqCst) {
+            self.store.recreated.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.append(labels, t, v)
+    }
+
+    fn append_ref(
+        &mut self,
+        series: u64,
+        t: i64,
+        v: f64,
+    ) -> Result<(), watchpost::storage::AppendError> {
+        if self.store.forget.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(watchpost::storage::AppendError::UnknownRef);
+        }
+        self.inner.append_ref(series, t, v)
+    }
+
+    fn commit(
+        self: Box<Self>,
+    ) -> Result<watchpost::storage::CommitStats, watchpost::storage::StorageError> {
+        self.inner.commit()
+    }
+
+    fn rollback(self: Box<Self>) {
+        self.inner.rollback()
+    }
+}
+
+impl watchpost::storage::Queryable for Forgetful {
+    fn select(
+        &self,
+        m: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<watchpost::storage::Series>, watchpost::storage::StorageError> {
+        self.inner.select(m, mint, maxt)
+    }
+
+    fn series(
+        &self,
+        m: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<watchpost::model::Labels>, watchpost::storage::StorageError> {
+        self.inner.series(m, mint, maxt)
+    }
+
+    fn label_names(
+        &self,
+        m: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, watchpost::storage::StorageError> {
+        self.inner.label_names(m, mint, maxt)
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        m: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, watchpost::storage::StorageError> {
+        self.inner.label_values(name, m, mint, maxt)
+    }
+}
+
+impl watchpost::storage::Storage for Forgetful {
+    fn appender(&self) -> Box<dyn watchpost::storage::Appender + '_> {
+        Box::new(ForgetfulAppender {
+            store: self,
+            inner: self.inner.appender(),
+        })
+    }
+
+    fn stats(&self) -> watchpost::storage::HeadStats {
+        self.inner.stats()
+    }
+
+    fn tsdb_status(&self, limit: usize) -> watchpost::storage::TsdbStatus {
+        self.inner.tsdb_status(limit)
+    }
+}
+
+/// Series storage no longer knows by reference are re-created from their
+/// labels in the same scrape: no sample is lost.
+#[tokio::test]
+async fn series_storage_forgot_are_recreated_without_losing_samples() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use watchpost::scrape::manager::ScrapeManager;
+    use watchpost::storage::Queryable;
+
+    let e = support::exporter(body("m{x=\"1\"} 1\nm{x=\"2\"} 2\n")).await;
+    let yaml = format!(
+        "global: {{scrape_interval: 200ms, scrape_timeout: 200ms}}\nscrape_configs:\n  - job_name: forget\n    static_configs: [{{targets: [\"{}\"]}}]\n",
+        e.target()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = watchpost::config::load_str(&yaml, "forget.yml", dir.path()).unwrap();
+    let store = Arc::new(Forgetful {
+        inner: watchpost::storage::mem::MemStorage::new(),
+        forget: Default::default(),
+        recreated: Default::default(),
+    });
+    let storage: Arc<dyn watchpost::storage::Storage> = store.clone();
+    let telemetry = watchpost::telemetry::Telemetry::new(storage.clone());
+    let mgr = ScrapeManager::new(
+        storage,
+        telemetry.scrape.clone(),
+        tokio_util::task::TaskTracker::new(),
+    );
+    let clients = ScrapeManager::prepare(&cfg).unwrap();
+    mgr.apply(&cfg, clients).await;
+    let count = |x: &str| {
+        store
+            .select(
+                &[Matcher::equal("__name__", "m"), Matcher::equal("x", x)],
+                0,
+                i64::MAX,
+            )
+            .unwrap()
+            .into_iter()
+            .next()
+            .map_or(0, |s| s.samples.count())
+    };
+    eventually(Duration::from_secs(5), "two scrapes", || async {
+        (count("2") >= 2).then_some(())
+    })
+    .await;
+    store.forget.store(true, Ordering::SeqCst);
+    let before = count("2");
+    eventually(
+        Duration::from_secs(5),
+        "samples after forgetting",
+        || async { (count("1") >= before + 3 && count("2") >= before + 3).then_some(()) },
+    )
+    .await;
+    assert!(store.recreated.load(Ordering::SeqCst) >= 6);
+    mgr.shutdown().await;
+}
