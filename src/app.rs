@@ -45,6 +45,7 @@ use crate::promql::{Engine, EngineOptions};
 use crate::reports::{LocalSource, ReportManager};
 use crate::rules::{RuleGroup, RuleLoadError, RuleManager, RuleManagerOptions};
 use crate::scrape::manager::ScrapeManager;
+use crate::scrape::runtime::LoopRuntimes;
 use crate::storage::{DiskStorage, Storage, StorageOptions, WalSync};
 use crate::telemetry::Telemetry;
 
@@ -119,6 +120,8 @@ pub enum AppError {
     Channels(#[from] crate::channels::ChannelError),
     #[error("opening the pushed groups: {0}")]
     Push(std::io::Error),
+    #[error("starting the scrape threads: {0}")]
+    ScrapeThreads(std::io::Error),
     #[error("digest reports: {0}")]
     Reports(#[from] crate::reports::ReportError),
     #[error("listening on {addr}: {source}")]
@@ -323,11 +326,11 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
     };
     let telemetry = Arc::new(Telemetry::new(storage.clone()));
     tracker.spawn(storage_maintenance(storage.clone(), cancel.clone()));
-    let scrape = Arc::new(ScrapeManager::new(
-        storage.clone(),
-        telemetry.scrape.clone(),
-        tracker.clone(),
-    ));
+    let loop_runtimes = LoopRuntimes::per_core().map_err(AppError::ScrapeThreads)?;
+    let scrape = Arc::new(
+        ScrapeManager::new(storage.clone(), telemetry.scrape.clone(), tracker.clone())
+            .with_loop_runtimes(Arc::new(loop_runtimes)),
+    );
 
     // Subqueries without a step use the global evaluation interval, as in
     // Prometheus.

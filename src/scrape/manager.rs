@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use super::client::ScrapeClient;
 use super::discovery::{self, TargetGroup};
 use super::fetch::{FailureReason, ScrapeFailure};
+use super::runtime::LoopRuntimes;
 use super::scrape_loop::{BufferPool, PoolContext, ScrapeCache, ScrapeLoop, TargetHandle};
 use super::target::{self, Target};
 use crate::config::{Config, ScrapeConfig};
@@ -70,6 +71,9 @@ pub struct ScrapeManager {
     views: Mutex<Vec<(String, Arc<RwLock<PoolView>>)>>,
     offset_seed: Mutex<u64>,
     hook: Mutex<Option<crate::model::ScrapeHook>>,
+    /// Where loops run; `None` puts them on the caller's runtime (tests on
+    /// a paused clock need that).
+    runtimes: Option<Arc<LoopRuntimes>>,
 }
 
 impl ScrapeManager {
@@ -83,7 +87,15 @@ impl ScrapeManager {
             views: Mutex::new(Vec::new()),
             offset_seed: Mutex::new(0),
             hook: Mutex::new(None),
+            runtimes: None,
         }
+    }
+
+    /// Runs the scrape loops on `runtimes` rather than on the runtime that
+    /// calls [`ScrapeManager::apply`].
+    pub fn with_loop_runtimes(mut self, runtimes: Arc<LoopRuntimes>) -> Self {
+        self.runtimes = Some(runtimes);
+        self
     }
 
     /// Subscribes `hook` to every scrape of pools started from now on (set
@@ -199,6 +211,7 @@ impl ScrapeManager {
         let runner = PoolRunner {
             ctx,
             tracker: self.tracker.clone(),
+            runtimes: self.runtimes.clone(),
             view: view.clone(),
             loops: HashMap::new(),
             inherited,
@@ -230,6 +243,7 @@ fn cache_compatible(a: &ScrapeConfig, b: &ScrapeConfig) -> bool {
 struct PoolRunner {
     ctx: PoolContext,
     tracker: TaskTracker,
+    runtimes: Option<Arc<LoopRuntimes>>,
     view: Arc<RwLock<PoolView>>,
     loops: HashMap<u64, LoopEntry>,
     /// Caches handed over from the previous pool of this job, by target key.
@@ -346,9 +360,11 @@ impl PoolRunner {
             let cancel = CancellationToken::new();
             let stale_on_stop = Arc::new(AtomicBool::new(false));
             let lp = ScrapeLoop::new(self.ctx.clone(), handle.clone(), cache);
-            let join = self
-                .tracker
-                .spawn(lp.run(cancel.clone(), stale_on_stop.clone()));
+            let run = lp.run(cancel.clone(), stale_on_stop.clone());
+            let join = match &self.runtimes {
+                Some(rts) => rts.spawn(&self.tracker, run),
+                None => self.tracker.spawn(run),
+            };
             self.loops.insert(
                 key,
                 LoopEntry {

@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod manager;
 pub mod parse;
 pub mod relabel;
+pub mod runtime;
 pub mod scrape_loop;
 pub mod target;
 

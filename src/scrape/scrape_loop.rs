@@ -433,14 +433,14 @@ impl ScrapeLoop {
             .ctx
             .buffers
             .get(self.cache.last_body + self.cache.last_body / 8);
-        let result = match forced {
+        let fetched = match forced {
             Some(f) => Err(f),
             None => {
                 let limit = match self.ctx.cfg.limits.body_size_limit {
                     0 => fetch::DEFAULT_BODY_LIMIT,
                     n => n,
                 };
-                match fetch::fetch(
+                fetch::fetch(
                     &self.ctx.client,
                     &self.ctx.cfg.http,
                     &self.endpoint,
@@ -448,36 +448,48 @@ impl ScrapeLoop {
                     &mut buf,
                 )
                 .await
-                {
-                    Ok(f) => {
-                        self.cache.last_body = buf.len();
-                        let format = Format::from_content_type(f.content_type.as_deref());
-                        self.append_body(&buf, format, ts)
-                    }
-                    Err(e) => Err(e),
-                }
             }
         };
+        // Body, staleness markers and report go to storage in one commit,
+        // as in Prometheus: one WAL record and one pass over the commit
+        // path per scrape instead of two. The appender is only taken here,
+        // after the last await, so the task never holds it while parked.
+        let storage = self.ctx.storage.clone();
+        let mut app = storage.appender();
+        let mut result = fetched.and_then(|f| {
+            self.cache.last_body = buf.len();
+            let format = Format::from_content_type(f.content_type.as_deref());
+            self.append_samples(app.as_mut(), &buf, format, ts)
+        });
         self.ctx.buffers.put(buf);
         let duration = started.elapsed();
         self.ctx.metrics.duration.observe(duration.as_secs_f64());
 
         let (up, counts) = match &result {
-            Ok(c) => (1.0, *c),
+            Ok(c) => {
+                self.stale_and_forget(app.as_mut(), ts);
+                (1.0, *c)
+            }
             Err(f) => {
-                let labels = vec![
-                    ("job", target.job.clone()),
-                    ("reason", f.reason.as_str().to_string()),
-                ];
-                self.ctx.metrics.failures.get_or_create(&labels).inc();
-                tracing::debug!(job = %target.job, target = %target.url, error = %f, "scrape failed");
+                // Nothing of a failed scrape is stored: drop what the body
+                // had queued before the failure and start a fresh batch.
+                std::mem::replace(&mut app, storage.appender()).rollback();
+                self.count_failure(f);
                 // A failed scrape ends every series of the previous one, as
                 // in Prometheus: rules must not keep seeing old values.
-                self.stale_unseen(ts);
+                self.stale_unseen(app.as_mut(), ts);
                 (0.0, ScrapeCounts::default())
             }
         };
-        self.report(ts, up, duration, counts);
+        self.report(app.as_mut(), ts, up, duration, counts);
+        if let Err(e) = app.commit() {
+            tracing::warn!(job = %target.job, target = %target.url, error = %e, "storing the scrape failed");
+            if result.is_ok() {
+                let f = ScrapeFailure::new(FailureReason::Connection, format!("storage: {e}"));
+                self.count_failure(&f);
+                result = Err(f);
+            }
+        }
         if let Some(hook) = &self.ctx.hook {
             hook(&crate::model::ScrapeEvent {
                 job: target.job.clone(),
@@ -499,31 +511,19 @@ impl ScrapeLoop {
         result
     }
 
-    /// Parses `body` and appends its samples at `ts` in one batch; on any
-    /// failure nothing of this scrape is stored.
-    pub fn append_body(
-        &mut self,
-        body: &[u8],
-        format: Format,
-        ts: Timestamp,
-    ) -> Result<ScrapeCounts, ScrapeFailure> {
-        let storage = self.ctx.storage.clone();
-        let mut app = storage.appender();
-        match self.append_samples(app.as_mut(), body, format, ts) {
-            Ok(counts) => {
-                self.stale_and_forget(app.as_mut(), ts);
-                app.commit().map_err(|e| {
-                    ScrapeFailure::new(FailureReason::Connection, format!("storage: {e}"))
-                })?;
-                Ok(counts)
-            }
-            Err(e) => {
-                app.rollback();
-                Err(e)
-            }
-        }
+    /// Counts a failed scrape by reason.
+    fn count_failure(&self, f: &ScrapeFailure) {
+        let target = &self.handle.target;
+        let labels = vec![
+            ("job", target.job.clone()),
+            ("reason", f.reason.as_str().to_string()),
+        ];
+        self.ctx.metrics.failures.get_or_create(&labels).inc();
+        tracing::debug!(job = %target.job, target = %target.url, error = %f, "scrape failed");
     }
 
+    /// Parses `body` and queues its samples at `ts` on `app`. On failure
+    /// the caller rolls the batch back, so nothing of the scrape is stored.
     fn append_samples(
         &mut self,
         app: &mut dyn Appender,
@@ -766,11 +766,8 @@ impl ScrapeLoop {
 
     /// After a failed scrape: every series of the previous scrape goes stale.
     /// Entries stay cached (their refs are still valid) for the next success.
-    fn stale_unseen(&mut self, ts: Timestamp) {
+    fn stale_unseen(&mut self, app: &mut dyn Appender, ts: Timestamp) {
         let iter = self.cache.iter;
-        let storage = self.ctx.storage.clone();
-        let mut app = storage.appender();
-        let mut any = false;
         // A scrape that failed half-way through the body has already marked
         // the series it parsed before the error: undo that first, so only
         // the previous scrape's series go stale, and only once.
@@ -780,19 +777,20 @@ impl ScrapeLoop {
             }
             if e.seen.wrapping_add(1) == iter && e.series != DROPPED && !e.explicit_ts {
                 let _ = app.append_ref(e.series, ts, stale_nan());
-                any = true;
             }
         }
         self.cache.entries.end_scrape();
-        if any {
-            let _ = app.commit();
-        } else {
-            app.rollback();
-        }
     }
 
     /// Appends `up` and the `scrape_*` series.
-    fn report(&mut self, ts: Timestamp, up: f64, duration: Duration, c: ScrapeCounts) {
+    fn report(
+        &mut self,
+        app: &mut dyn Appender,
+        ts: Timestamp,
+        up: f64,
+        duration: Duration,
+        c: ScrapeCounts,
+    ) {
         let values = [
             up,
             duration.as_secs_f64(),
@@ -800,8 +798,6 @@ impl ScrapeLoop {
             c.post_relabel as f64,
             c.added as f64,
         ];
-        let storage = self.ctx.storage.clone();
-        let mut app = storage.appender();
         for (i, v) in values.into_iter().enumerate() {
             let done = match self.cache.report[i] {
                 Some(r) => !matches!(app.append_ref(r, ts, v), Err(AppendError::UnknownRef)),
@@ -814,9 +810,6 @@ impl ScrapeLoop {
                     self.cache.report[i] = Some(r);
                 }
             }
-        }
-        if let Err(e) = app.commit() {
-            tracing::warn!(job = %self.handle.target.job, error = %e, "appending scrape report failed");
         }
     }
 }
