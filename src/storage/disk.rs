@@ -1429,6 +1429,9 @@ impl Appender for DiskAppender<'_> {
         failed: &mut Vec<(usize, AppendError)>,
     ) {
         let head = &self.db.head;
+        // One allocation for the batch rather than a doubling series of
+        // them, each copying what was queued so far.
+        self.pending.reserve(batch.len());
         // The shard of the previous reference, still read-locked: a scrape's
         // references come in runs that share a shard, and a lock per sample
         // was a quarter of the lookup's cost. Never more than one held, and
