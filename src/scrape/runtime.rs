@@ -61,14 +61,6 @@ impl LoopRuntimes {
         Self::start(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
-    pub fn len(&self) -> usize {
-        self.handles.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
-    }
-
     /// Spawns `fut` on the next runtime in turn, tracked by `tracker`.
     pub fn spawn<F>(&self, tracker: &TaskTracker, fut: F) -> JoinHandle<F::Output>
     where

@@ -205,8 +205,8 @@ impl MemSeries {
             let base = Arc::as_ptr(s).cast::<i8>().wrapping_sub(16);
             for line in 0..3 {
                 // SAFETY: SSE is part of the x86_64 baseline, and a
-                // prefetch never faults nor reads anything back; the
-                // addresses are inside the allocation anyway.
+                // prefetch never faults nor reads anything back, whatever
+                // the address (the third line may end past the series).
                 unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(line * 64)) };
             }
         }

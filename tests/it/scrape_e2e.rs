@@ -501,6 +501,12 @@ async fn limits_fail_the_scrape_and_store_nothing() {
         })
         .await;
         assert!(t["lastError"].as_str().unwrap().starts_with(want), "{t}");
+        // The body's samples are rolled back, but the report that goes
+        // into the same commit is not: `up` records the failure.
+        eventually(Duration::from_secs(5), "up=0 stored", || async {
+            (up_of(&h, &inst) == Some(0.0)).then_some(())
+        })
+        .await;
     }
     assert!(
         latest(&h, &[Matcher::equal("__name__", "a")]).is_none(),
