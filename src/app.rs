@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod alerts;
+mod hugepages;
 
 pub use alerts::AlertSink;
 
@@ -326,6 +327,7 @@ pub async fn start(opts: Options, listener: TcpListener) -> Result<RunningApp, A
     };
     let telemetry = Arc::new(Telemetry::new(storage.clone()));
     tracker.spawn(storage_maintenance(storage.clone(), cancel.clone()));
+    tracker.spawn(advise_huge_pages(cancel.clone()));
     let loop_runtimes = LoopRuntimes::per_core().map_err(AppError::ScrapeThreads)?;
     let scrape = Arc::new(
         ScrapeManager::new(storage.clone(), telemetry.scrape.clone(), tracker.clone())
@@ -611,6 +613,27 @@ fn start_heartbeats(
         telemetry.heartbeat.clone(),
         out,
     )
+}
+
+/// Keeps the heap advised for transparent huge pages
+/// ([`hugepages`]): at start and in the first seconds, while the
+/// scrape threads create their allocator arenas and the first scrapes
+/// create the series, then once a minute for heap growth and new arenas.
+async fn advise_huge_pages(cancel: CancellationToken) {
+    let delays = [0u64, 1, 2, 5, 10, 20]
+        .into_iter()
+        .chain(std::iter::repeat(60));
+    for secs in delays {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+        }
+        match tokio::task::spawn_blocking(hugepages::advise_heap).await {
+            Ok(Ok(bytes)) => tracing::trace!(bytes, "heap advised for transparent huge pages"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "cannot advise the heap for huge pages"),
+            Err(e) => tracing::error!(error = %e, "huge page advice task panicked"),
+        }
+    }
 }
 
 /// Runs storage upkeep: WAL syncs at the configured period, and once a
