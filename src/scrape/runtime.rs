@@ -36,7 +36,9 @@ impl LoopRuntimes {
         for i in 0..n.max(1) {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .thread_name(format!("scrape-{i}"))
+                // Names the runtime's blocking pool (DNS lookups); the
+                // thread that drives the loops is named below.
+                .thread_name(format!("scrape-{i}-blocking"))
                 .build()?;
             let (stop, stopped) = oneshot::channel::<()>();
             handles.push(rt.handle().clone());
