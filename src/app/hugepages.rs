@@ -155,9 +155,11 @@ mod tests {
         let (start, _) = heap_regions(&maps)[0];
         // The kernel lists the mapping's flags in smaps; `hg` is the hint.
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let block = smaps
-            .split_once(&format!("{start:x}-"))
-            .map(|(_, rest)| rest)
+        // Anchored at a line start, so no other address ending in the
+        // same digits can match.
+        let block = format!("\n{smaps}")
+            .split_once(&format!("\n{start:x}-"))
+            .map(|(_, rest)| rest.to_string())
             .expect("the advised mapping is listed in smaps");
         let flags = block
             .lines()
