@@ -18,12 +18,15 @@ use std::time::Instant;
 use promql_parser::parser::{Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector};
 
 use super::annotations::Annotations;
+use super::extensions::SelectorMode;
 use super::labels::{drop_metric_owned, signature};
 use super::position::{Positions, at_millis};
 use super::value::{RangeSeries, Scalar, Series, Val, Value, VectorSample};
 use super::{EvalError, aggregate, binary, functions};
 use crate::model::{Labels, METRIC_NAME, Matcher, Sample, Timestamp, is_stale_nan};
 use crate::storage::{self, Queryable};
+
+pub(crate) mod extended;
 
 /// Evaluation steps `start, start+step, ..., <= end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +111,12 @@ pub(crate) struct RangeSource {
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
+    /// `anchored` / `smoothed`, when written after the range selector; the
+    /// selection then reaches `margins` beyond each window.
+    pub mode: Option<SelectorMode>,
+    /// How far before the window start and after the window end the
+    /// selection reaches (zero without a mode).
+    pub margins: (i64, i64),
 }
 
 impl RangeSource {
@@ -116,6 +125,25 @@ impl RangeSource {
     pub fn window_end(&self, ts: i64) -> i64 {
         self.at.unwrap_or(ts) - self.offset
     }
+}
+
+/// How far beyond a window `mode` needs samples: `anchored` looks for the
+/// sample before the window start, `smoothed` also for the one after the
+/// window end, each within the lookback delta.
+pub(crate) fn mode_margins(mode: Option<SelectorMode>, lookback: i64) -> (i64, i64) {
+    match mode {
+        None => (0, 0),
+        Some(SelectorMode::Anchored) => (lookback, 0),
+        Some(SelectorMode::Smoothed) => (lookback, lookback),
+    }
+}
+
+/// Where an instant selector reads: see [`Evaluator::instant_refs`].
+struct InstantRefs {
+    offset: i64,
+    at: Option<i64>,
+    first_ref: i64,
+    last_ref: i64,
 }
 
 /// Long per-series loops account their output in chunks of this many
@@ -153,6 +181,11 @@ impl<'a> Evaluator<'a> {
     /// Position of `e` in the query text, for annotations.
     pub fn pos(&self, e: &Expr) -> usize {
         self.positions.of(e)
+    }
+
+    /// The `anchored` / `smoothed` mode written after selector `e`.
+    pub fn selector_mode(&self, e: &Expr) -> Option<super::extensions::SelectorMode> {
+        self.positions.mode(e)
     }
 
     /// Checks the deadline and cancellation every few calls; cheap enough to
@@ -259,9 +292,13 @@ impl<'a> Evaluator<'a> {
                     }
                 })
             }
-            Expr::VectorSelector(vs) => Ok(Val::Vector(self.vector_selector(vs, g)?)),
+            Expr::VectorSelector(vs) => Ok(Val::Vector(match self.selector_mode(e) {
+                Some(SelectorMode::Smoothed) => self.select_instant_smoothed(vs, g)?,
+                _ => self.vector_selector(vs, g)?,
+            })),
             Expr::MatrixSelector(ms) => {
-                let src = self.matrix_source(ms, g)?;
+                let mode = self.selector_mode(e);
+                let src = self.matrix_source(ms, g, mode)?;
                 Ok(Val::Matrix(self.materialize_range(src, g)?))
             }
             Expr::Subquery(sq) => {
@@ -341,6 +378,26 @@ impl<'a> Evaluator<'a> {
         self.select_instant(vs, g, true)
     }
 
+    /// Offset, `@` time and the first and last reference times of an
+    /// instant selector over grid `g`.
+    fn instant_refs(&self, vs: &VectorSelector, g: Grid) -> InstantRefs {
+        let offset = offset_ms(&vs.offset);
+        let at = vs
+            .at
+            .as_ref()
+            .map(|a| at_millis(a, self.query_start, self.query_end));
+        let (first_ref, last_ref) = match at {
+            Some(a) => (a - offset, a - offset),
+            None => (g.start - offset, g.last() - offset),
+        };
+        InstantRefs {
+            offset,
+            at,
+            first_ref,
+            last_ref,
+        }
+    }
+
     fn select_instant(
         &mut self,
         vs: &VectorSelector,
@@ -351,15 +408,12 @@ impl<'a> Evaluator<'a> {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let offset = offset_ms(&vs.offset);
-        let at = vs
-            .at
-            .as_ref()
-            .map(|a| at_millis(a, self.query_start, self.query_end));
-        let (first_ref, last_ref) = match at {
-            Some(a) => (a - offset, a - offset),
-            None => (g.start - offset, g.last() - offset),
-        };
+        let InstantRefs {
+            offset,
+            at,
+            first_ref,
+            last_ref,
+        } = self.instant_refs(vs, g);
         let selected = self.select(vs, first_ref - self.lookback + 1, last_ref)?;
         let mut out = Vec::with_capacity(selected.len());
         for s in selected {
@@ -395,12 +449,72 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
+    /// A `smoothed` instant vector selector: for each step, the value at
+    /// the reference time interpolated between the newest sample at or
+    /// before it (within the lookback) and the first sample after it (within
+    /// the lookback as well); the older value when nothing follows.
+    fn select_instant_smoothed(
+        &mut self,
+        vs: &VectorSelector,
+        g: Grid,
+    ) -> Result<Vec<Series>, EvalError> {
+        let n = g.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let InstantRefs {
+            offset,
+            at,
+            first_ref,
+            last_ref,
+        } = self.instant_refs(vs, g);
+        let lookback = self.lookback;
+        let selected = self.select(vs, first_ref - lookback + 1, last_ref + lookback)?;
+        let mut out = Vec::with_capacity(selected.len());
+        for s in selected {
+            self.tick()?;
+            let mut it = s.samples.peekable();
+            let mut points = Vec::new();
+            let mut charged = 0;
+            let mut cur: Option<Sample> = None;
+            // With `@` every step has the same reference time.
+            let steps = if at.is_some() { 1 } else { n };
+            for i in 0..steps {
+                let ts = g.ts(i);
+                let ref_t = at.unwrap_or(ts) - offset;
+                let Some(prev) = newest_at(&mut it, &mut cur, ref_t, lookback) else {
+                    continue;
+                };
+                // A staleness marker after the reference time ends the
+                // series: nothing to interpolate towards.
+                let next = it
+                    .peek()
+                    .copied()
+                    .filter(|x| x.t <= ref_t + lookback && !is_stale_nan(x.v));
+                let v = extended::smoothed_value(prev, next, ref_t);
+                points.push(Sample { t: ts, v });
+                self.charge_growth(&mut charged, points.len(), false)?;
+            }
+            if at.is_some()
+                && let Some(&p) = points.first()
+            {
+                points.extend((1..n).map(|i| Sample { t: g.ts(i), v: p.v }));
+            }
+            self.charge_growth(&mut charged, points.len(), true)?;
+            if !points.is_empty() {
+                out.push(Series::new(s.labels, false, points));
+            }
+        }
+        Ok(out)
+    }
+
     /// The series behind a range vector selector, selected once for every
-    /// window of the grid.
+    /// window of the grid (widened as `mode` needs).
     pub fn matrix_source(
         &mut self,
         ms: &MatrixSelector,
         g: Grid,
+        mode: Option<SelectorMode>,
     ) -> Result<RangeSource, EvalError> {
         let range = super::duration_ms(ms.range);
         let offset = offset_ms(&ms.vs.offset);
@@ -409,18 +523,22 @@ impl<'a> Evaluator<'a> {
             .at
             .as_ref()
             .map(|a| at_millis(a, self.query_start, self.query_end));
+        let margins = mode_margins(mode, self.lookback);
         let src = RangeSource {
             source: RangeSeriesSource::Storage(Vec::new()),
             range,
             offset,
             at,
+            mode,
+            margins,
         };
         if g.len() == 0 {
             return Ok(src);
         }
         let first_end = src.window_end(g.start);
         let last_end = src.window_end(g.last());
-        let selected = self.select(&ms.vs, first_end - range + 1, last_end)?;
+        let (before, after) = margins;
+        let selected = self.select(&ms.vs, first_end - range - before + 1, last_end + after)?;
         Ok(RangeSource {
             source: RangeSeriesSource::Storage(selected),
             ..src
@@ -450,6 +568,8 @@ impl<'a> Evaluator<'a> {
             range,
             offset,
             at,
+            mode: None,
+            margins: (0, 0),
         };
         if g.len() == 0 {
             return Ok(src);
@@ -512,18 +632,29 @@ impl<'a> Evaluator<'a> {
         }
         let end = src.window_end(g.start);
         let start = end - src.range;
+        let (before, after) = src.margins;
+        let smoothed = src.mode == Some(SelectorMode::Smoothed);
+        let extend = src.mode.is_some();
         let mut out = Vec::new();
         self.for_each_range_series(src, |ev, labels, drop_name, samples| {
             let mut points = Vec::new();
             let mut charged = 0;
             for x in samples {
-                if x.t > end {
+                if x.t > end + after {
                     break;
                 }
-                if x.t > start {
+                if x.t > start - before {
                     points.push(x);
                     ev.charge_growth(&mut charged, points.len(), false)?;
                 }
+            }
+            if extend {
+                // The boundary values replace the samples beyond the range;
+                // the result is accounted afresh below.
+                points =
+                    extended::extended_points(&points, start, end, smoothed).unwrap_or_default();
+                ev.release(charged);
+                charged = 0;
             }
             ev.charge_growth(&mut charged, points.len(), true)?;
             if !points.is_empty() {

@@ -1,6 +1,7 @@
 //! PromQL functions over floats: instant-vector functions (math, clamping,
 //! dates, labels, sorting), range-vector functions (`rate` and friends,
-//! `*_over_time`, regression and smoothing) and the scalar helpers.
+//! `*_over_time`, regression and smoothing), the scalar helpers, and
+//! `info()`, which joins series with the data labels of info metrics.
 //!
 //! Range-vector functions get, per series, every sample the whole grid
 //! needs and slide a window `(end - range, end]` across it with two
@@ -8,17 +9,23 @@
 //! step. Functions that remove the metric name mark it (`drop_name`); the
 //! name is removed at the end of evaluation.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Timelike};
-use promql_parser::parser::{Call, Expr};
+use promql_parser::label::{MatchOp as AstMatchOp, Matcher as AstMatcher, Matchers};
+use promql_parser::parser::{AtModifier, Call, Expr, Offset, VectorSelector};
 
 use super::EvalError;
 use super::aggregate::{kahan_inc, quantile};
-use super::eval::{Evaluator, Grid, RangeSource, SlidingWindow, duplicate_labelset};
+use super::eval::{
+    Evaluator, Grid, RangeSource, SlidingWindow, duplicate_labelset, extended, offset_ms,
+};
+use super::extensions::SelectorMode;
 use super::histogram;
+use super::labels::prom_string;
 use super::value::{Series, Val};
-use crate::model::{Labels, METRIC_NAME, Sample};
+use crate::model::{Label, Labels, METRIC_NAME, Matcher, Sample};
 
 /// `expr` without surrounding parentheses.
 pub(crate) fn unparen(mut e: &Expr) -> &Expr {
@@ -215,6 +222,7 @@ pub(crate) fn eval(
         }
         "label_replace" => label_replace(ev, call, g),
         "label_join" => label_join(ev, call, g),
+        "info" => info(ev, call, g),
         "histogram_quantile" => histogram::histogram_quantile(ev, call, g),
         "histogram_quantiles" => histogram::histogram_quantiles(ev, call, g),
         "histogram_fraction" => histogram::histogram_fraction(ev, call, g),
@@ -678,7 +686,10 @@ fn range_function(
         }
     }
     let src: RangeSource = match marg {
-        Expr::MatrixSelector(ms) => ev.matrix_source(ms, g)?,
+        Expr::MatrixSelector(ms) => {
+            let mode = ev.selector_mode(marg);
+            ev.matrix_source(ms, g, mode)?
+        }
         Expr::Subquery(sq) => ev.subquery_source(sq, g)?,
         _ => {
             return Err(EvalError::Execution(format!(
@@ -689,6 +700,9 @@ fn range_function(
         }
     };
     let (range, offset, at) = (src.range, src.offset, src.at);
+    // `anchored` / `smoothed` windows reach beyond the range and are
+    // computed by their own rules.
+    let (mode, (before, after)) = (src.mode, src.margins);
     let window_end = |ts: i64| at.unwrap_or(ts) - offset;
     let range_secs = range as f64 / 1000.0;
     let keeps_name = matches!(f, RangeFn::Last | RangeFn::First);
@@ -704,14 +718,15 @@ fn range_function(
     // One window buffer, reused series after series.
     let mut spare: Vec<Sample> = Vec::new();
     ev.for_each_range_series(src, |ev, labels, drop, samples| {
-        let mut window = SlidingWindow::new(samples, counter, std::mem::take(&mut spare));
+        let track_resets = counter && mode.is_none();
+        let mut window = SlidingWindow::new(samples, track_resets, std::mem::take(&mut spare));
         let mut points = Vec::new();
         let mut charged = 0;
         for i in 0..n {
             let ts = g.ts(i);
             let end = window_end(ts);
             let start = end - range;
-            window.advance(ev, start, end)?;
+            window.advance(ev, start - before, end + after)?;
             if window.samples().is_empty() {
                 continue;
             }
@@ -736,7 +751,11 @@ fn range_function(
                     ev.annos.invalid_quantile(q, q_pos);
                 }
             }
-            if let Some(v) = compute(f, window.samples(), &cx)? {
+            let v = match mode {
+                None => compute(f, window.samples(), &cx)?,
+                Some(m) => compute_extended(f, m, window.samples(), &cx)?,
+            };
+            if let Some(v) = v {
                 points.push(Sample { t: ts, v });
                 ev.charge_growth(&mut charged, points.len(), false)?;
             }
@@ -930,6 +949,38 @@ fn compute(f: RangeFn, w: &[Sample], cx: &Window) -> Result<Option<f64>, EvalErr
     })
 }
 
+/// The functions that accept `anchored` / `smoothed` ranges, over a window
+/// widened by the mode's margins (see [`extended`]).
+fn compute_extended(
+    f: RangeFn,
+    mode: SelectorMode,
+    w: &[Sample],
+    cx: &Window,
+) -> Result<Option<f64>, EvalError> {
+    let smoothed = mode == SelectorMode::Smoothed;
+    let (start, end) = (cx.start, cx.end);
+    Ok(match (f, mode) {
+        (RangeFn::Rate, _) => extended::rate(w, start, end, cx.range_secs, smoothed, true, true),
+        (RangeFn::Increase, _) => {
+            extended::rate(w, start, end, cx.range_secs, smoothed, true, false)
+        }
+        (RangeFn::Delta, _) => extended::rate(w, start, end, cx.range_secs, smoothed, false, false),
+        (RangeFn::Changes, SelectorMode::Anchored) => {
+            extended::anchored_changes(w, start, end, false)
+        }
+        (RangeFn::Resets, SelectorMode::Anchored) => {
+            extended::anchored_changes(w, start, end, true)
+        }
+        // The query check rejects these before evaluation.
+        _ => {
+            return Err(EvalError::Execution(format!(
+                "the {} modifier is not supported by this function",
+                mode.keyword()
+            )));
+        }
+    })
+}
+
 /// Go's `%f`: six decimals.
 fn go_percent_f(v: f64) -> String {
     if v.is_nan() {
@@ -1020,6 +1071,356 @@ fn linear_regression(w: &[Sample], intercept_t: i64) -> (f64, f64) {
     (slope, intercept)
 }
 
+// ---------------------------------------------------------------------------
+// info(v, [data-label-selector]): enrich series with the data labels of the
+// info series (target_info by default) that share their identifying labels.
+// ---------------------------------------------------------------------------
+
+/// The info metric used when the data-label selector names none.
+const TARGET_INFO: &str = "target_info";
+
+/// Labels that tie a series to its info series. Fixed, as in Prometheus, so
+/// the engine needs no per-metric knowledge of which labels identify what.
+const IDENTIFYING_LABELS: [&str; 2] = ["instance", "job"];
+
+/// The second argument of `info()`, split by what each matcher is for.
+struct InfoSelector {
+    /// `__name__` matchers choosing the info metrics, defaults applied: in the
+    /// parser's form (to select) and ours (to test names of input series).
+    name_select: Vec<AstMatcher>,
+    name_test: Vec<Matcher>,
+    /// Matchers on data labels: they filter the info series, restrict which
+    /// labels are copied, and decide whether an unmatched series is kept.
+    data_select: Vec<AstMatcher>,
+    data_test: Vec<Matcher>,
+}
+
+impl InfoSelector {
+    fn parse(call: &Call) -> Result<Self, EvalError> {
+        let mut names: Vec<AstMatcher> = Vec::new();
+        let mut data: Vec<AstMatcher> = Vec::new();
+        if call.args.args.len() > 1 {
+            let Expr::VectorSelector(vs) = arg(call, 1)? else {
+                return Err(EvalError::Execution(
+                    "the second argument of info() must be a label selector such as {__name__=~\".+_info\", version=~\".+\"}".to_string(),
+                ));
+            };
+            if !vs.matchers.or_matchers.is_empty() {
+                return Err(EvalError::Execution(
+                    "the label selector of info() cannot use \"or\"".to_string(),
+                ));
+            }
+            if let Some(name) = &vs.name {
+                names.push(AstMatcher::new(AstMatchOp::Equal, METRIC_NAME, name));
+            }
+            for m in &vs.matchers.matchers {
+                if m.name == super::extensions::INFO_PLACEHOLDER {
+                    continue;
+                }
+                if m.name == METRIC_NAME {
+                    names.push(m.clone());
+                } else {
+                    data.push(m.clone());
+                }
+            }
+        }
+        let has_positive = names
+            .iter()
+            .any(|m| matches!(m.op, AstMatchOp::Equal | AstMatchOp::Re(_)));
+        if names.is_empty() {
+            names.push(AstMatcher::new(AstMatchOp::Equal, METRIC_NAME, TARGET_INFO));
+        } else if !has_positive {
+            // Exclusions alone would make every other metric an info metric
+            // (and every input series an info series, left unenriched); like
+            // Prometheus, only `*_info` metrics are candidates then.
+            names.insert(0, ast_regex_matcher(METRIC_NAME, ".+_info")?);
+        }
+        let convert = |ms: &[AstMatcher]| -> Result<Vec<Matcher>, EvalError> {
+            ms.iter()
+                .map(|m| Matcher::from_promql(m).map_err(|e| EvalError::BadQuery(e.to_string())))
+                .collect()
+        };
+        Ok(InfoSelector {
+            name_test: convert(&names)?,
+            name_select: names,
+            data_test: convert(&data)?,
+            data_select: data,
+        })
+    }
+
+    /// Whether a series of this name is an info series itself: those pass
+    /// through unenriched rather than being joined with themselves.
+    fn is_info_metric(&self, name: &str) -> bool {
+        self.name_test.iter().all(|m| m.matches(name))
+    }
+}
+
+/// A regex matcher in the parser's form. Only its pattern text is used when
+/// selecting (the storage compiles its own), but the AST type carries a
+/// compiled regex, built here the way the parser anchors it.
+fn ast_regex_matcher(name: &str, pattern: &str) -> Result<AstMatcher, EvalError> {
+    let re = regex::Regex::new(&format!("^(?s:{pattern})$")).map_err(|e| {
+        EvalError::Execution(format!(
+            "info(): cannot build the matcher {name}=~{pattern:?}: {e}"
+        ))
+    })?;
+    Ok(AstMatcher::new(AstMatchOp::Re(re), name, pattern))
+}
+
+/// When, relative to each evaluation step, the first argument of `info()`
+/// reads its data: the `@` timestamp and total offset of its first selector,
+/// composed through any subqueries around it. The info series are looked up
+/// at that same time, so `info(m offset 1h)` and `info(m @ t)` enrich with
+/// the info series current when `m`'s samples were, not at the step time.
+/// `None` when the expression reads no selector (then the step time is used).
+fn reference_shift(e: &Expr) -> Option<(Option<AtModifier>, i64)> {
+    match e {
+        Expr::VectorSelector(vs) => Some((vs.at.clone(), offset_ms(&vs.offset))),
+        Expr::MatrixSelector(ms) => Some((ms.vs.at.clone(), offset_ms(&ms.vs.offset))),
+        Expr::Subquery(sq) => {
+            let outer_offset = offset_ms(&sq.offset);
+            match reference_shift(&sq.expr) {
+                // An inner `@` pins the time regardless of the subquery.
+                Some((Some(at), offset)) => Some((Some(at), offset)),
+                Some((None, offset)) => Some((sq.at.clone(), outer_offset.saturating_add(offset))),
+                None => Some((sq.at.clone(), outer_offset)),
+            }
+        }
+        Expr::Paren(p) => reference_shift(&p.expr),
+        Expr::Unary(u) => reference_shift(&u.expr),
+        Expr::Binary(b) => reference_shift(&b.lhs).or_else(|| reference_shift(&b.rhs)),
+        Expr::Aggregate(a) => {
+            reference_shift(&a.expr).or_else(|| a.param.as_deref().and_then(reference_shift))
+        }
+        Expr::Call(c) => c.args.args.iter().find_map(|a| reference_shift(a)),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => None,
+    }
+}
+
+fn offset_from_ms(ms: i64) -> Option<Offset> {
+    match ms.cmp(&0) {
+        std::cmp::Ordering::Equal => None,
+        std::cmp::Ordering::Greater => Some(Offset::Pos(Duration::from_millis(ms.unsigned_abs()))),
+        std::cmp::Ordering::Less => Some(Offset::Neg(Duration::from_millis(ms.unsigned_abs()))),
+    }
+}
+
+/// What joins a series with an info series: the info metric's name and the
+/// identifying labels (absent ones as `None`, so `{instance="a"}` only joins
+/// info series without a `job`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct InfoKey<'a> {
+    name: &'a str,
+    ids: [Option<&'a str>; 2],
+}
+
+fn identifying_values(labels: &Labels) -> [Option<&str>; 2] {
+    IDENTIFYING_LABELS.map(|l| labels.get(l).filter(|v| !v.is_empty()))
+}
+
+/// `base` enriched with the data labels of `infos` (the matching info series,
+/// at most one per info metric). Labels the series already has win; only the
+/// labels named by `data` are copied when it is not empty. `None` means the
+/// series is dropped: no info series matched, and a data matcher requires a
+/// value that absence cannot satisfy.
+fn enrich(base: &Labels, infos: &[&Labels], data: &[Matcher]) -> Result<Option<Labels>, EvalError> {
+    if infos.is_empty() {
+        let keep = data.iter().all(|m| m.matches_empty());
+        return Ok(keep.then(|| base.clone()));
+    }
+    let mut added: Vec<Label> = Vec::new();
+    for info in infos {
+        for l in info.iter() {
+            if l.name == METRIC_NAME {
+                continue;
+            }
+            if !data.is_empty() && !data.iter().any(|m| m.name == l.name) {
+                continue;
+            }
+            if base.contains(&l.name) {
+                // The series' own value wins; info values for it are not
+                // compared with each other either (as in Prometheus).
+                continue;
+            }
+            if let Some(prev) = added.iter().find(|a| a.name == l.name) {
+                if prev.value != l.value {
+                    return Err(EvalError::Execution(format!(
+                        "conflicting label: {} (info series give both {:?} and {:?} for {})",
+                        l.name,
+                        prev.value,
+                        l.value,
+                        prom_string(base)
+                    )));
+                }
+                continue;
+            }
+            added.push(l.clone());
+        }
+    }
+    if added.is_empty() {
+        return Ok(Some(base.clone()));
+    }
+    let mut all = base.as_slice().to_vec();
+    all.extend(added);
+    Ok(Some(Labels::from_vec(all)))
+}
+
+/// Per input series: the info series it was last joined with and the output
+/// series that produced, so the labels are only rebuilt when that changes.
+struct JoinCache {
+    infos: Vec<usize>,
+    /// Output index; `None` when the series is dropped.
+    out: Option<usize>,
+    valid: bool,
+}
+
+fn info(ev: &mut Evaluator<'_>, call: &Call, g: Grid) -> Result<Val, EvalError> {
+    let sel = InfoSelector::parse(call)?;
+    let base_expr = arg(call, 0)?;
+    let base = ev.eval_vector(base_expr, g)?;
+    let ignored: Vec<bool> = base
+        .iter()
+        .map(|s| sel.is_info_metric(s.labels.get_or_empty(METRIC_NAME)))
+        .collect();
+
+    // Only info series whose identifying labels occur on a series to enrich
+    // can join; selecting by those values keeps the rest out of memory.
+    let mut id_values: [BTreeSet<&str>; 2] = [BTreeSet::new(), BTreeSet::new()];
+    for (s, _) in base.iter().zip(&ignored).filter(|(_, ign)| !**ign) {
+        for (set, v) in id_values.iter_mut().zip(identifying_values(&s.labels)) {
+            if let Some(v) = v {
+                set.insert(v);
+            }
+        }
+    }
+    let info: Vec<Series> = if id_values.iter().all(|v| v.is_empty()) {
+        Vec::new()
+    } else {
+        let mut matchers = sel.name_select.clone();
+        matchers.extend(sel.data_select.iter().cloned());
+        for (name, values) in IDENTIFYING_LABELS.iter().zip(&id_values) {
+            if !values.is_empty() {
+                let alternatives: Vec<String> = values.iter().map(|v| regex::escape(v)).collect();
+                matchers.push(ast_regex_matcher(name, &alternatives.join("|"))?);
+            }
+        }
+        let (at, offset) = reference_shift(base_expr).unwrap_or((None, 0));
+        let vs = VectorSelector {
+            name: None,
+            matchers: Matchers::new(matchers),
+            offset: offset_from_ms(offset),
+            at,
+        };
+        // The value of each point is the time of the sample found, which
+        // decides between info series that churned within the lookback.
+        ev.vector_selector_timestamps(&vs, g)?
+    };
+    let inputs: usize = base.iter().chain(&info).map(|s| s.points.len()).sum();
+
+    let info_keys: Vec<InfoKey<'_>> = info
+        .iter()
+        .map(|s| InfoKey {
+            name: s.labels.get_or_empty(METRIC_NAME),
+            ids: identifying_values(&s.labels),
+        })
+        .collect();
+    let info_names: BTreeSet<&str> = info_keys.iter().map(|k| k.name).collect();
+    let base_ids: Vec<[Option<&str>; 2]> =
+        base.iter().map(|s| identifying_values(&s.labels)).collect();
+
+    let mut out: Vec<Series> = Vec::new();
+    let mut out_index: HashMap<(Labels, bool), usize> = HashMap::new();
+    let mut cache: Vec<JoinCache> = base
+        .iter()
+        .map(|_| JoinCache {
+            infos: Vec::new(),
+            out: None,
+            valid: false,
+        })
+        .collect();
+    let mut base_cur = vec![0usize; base.len()];
+    let mut info_cur = vec![0usize; info.len()];
+    let mut current: HashMap<InfoKey<'_>, (usize, i64)> = HashMap::new();
+    let mut chosen: Vec<usize> = Vec::new();
+    for i in 0..g.len() {
+        ev.tick()?;
+        let ts = g.ts(i);
+        // The info series present at this step, newest sample per key.
+        current.clear();
+        for (j, s) in info.iter().enumerate() {
+            let Some(p) = s.points.get(info_cur[j]).filter(|p| p.t == ts) else {
+                continue;
+            };
+            info_cur[j] += 1;
+            let sample_t = (p.v * 1000.0).round() as i64;
+            match current.entry(info_keys[j]) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((j, sample_t));
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let (prev, prev_t) = *o.get();
+                    if prev_t < sample_t {
+                        o.insert((j, sample_t));
+                    } else if prev_t == sample_t {
+                        return Err(EvalError::Execution(format!(
+                            "found duplicate series for info metric: existing {} @ {prev_t}, new {} @ {sample_t}",
+                            prom_string(&info[prev].labels),
+                            prom_string(&s.labels)
+                        )));
+                    }
+                }
+            }
+        }
+        for (k, s) in base.iter().enumerate() {
+            let Some(p) = s.points.get(base_cur[k]).filter(|p| p.t == ts) else {
+                continue;
+            };
+            base_cur[k] += 1;
+            chosen.clear();
+            if !ignored[k] {
+                for &name in &info_names {
+                    let key = InfoKey {
+                        name,
+                        ids: base_ids[k],
+                    };
+                    if let Some(&(j, _)) = current.get(&key) {
+                        chosen.push(j);
+                    }
+                }
+            }
+            let c = &mut cache[k];
+            if !c.valid || c.infos != chosen {
+                let labels = if ignored[k] {
+                    Some(s.labels.clone())
+                } else {
+                    let infos: Vec<&Labels> = chosen.iter().map(|&j| &info[j].labels).collect();
+                    enrich(&s.labels, &infos, &sel.data_test)?
+                };
+                c.out = labels.map(|l| {
+                    *out_index
+                        .entry((l, s.drop_name))
+                        .or_insert_with_key(|(l, drop)| {
+                            out.push(Series::new(l.clone(), *drop, Vec::new()));
+                            out.len() - 1
+                        })
+                });
+                c.infos.clone_from(&chosen);
+                c.valid = true;
+            }
+            if let Some(o) = c.out {
+                let points = &mut out[o].points;
+                if points.last().is_some_and(|q| q.t == ts) {
+                    return Err(duplicate_labelset());
+                }
+                points.push(Sample { t: ts, v: p.v });
+            }
+        }
+    }
+    let val = Val::Vector(out);
+    ev.settle(inputs, &val)?;
+    Ok(val)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1059,5 +1460,123 @@ mod tests {
         // start extrapolation at the first sample.
         let r = extrapolated_rate(&w, &cx, true, true).unwrap();
         assert!((r - 1.0).abs() < 1e-9, "{r}");
+    }
+
+    fn parsed(q: &str) -> Expr {
+        promql_parser::parser::parse(q).expect("test query parses")
+    }
+
+    fn info_call(q: &str) -> Call {
+        match parsed(q) {
+            Expr::Call(c) => c,
+            other => panic!("not a call: {other:?}"),
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn info_reference_time_follows_the_first_selector() {
+        let shift =
+            |q: &str| reference_shift(&parsed(q)).map(|(at, offset)| (at.is_some(), offset));
+        assert_eq!(shift("m"), Some((false, 0)));
+        assert_eq!(shift("m offset 2m"), Some((false, 120_000)));
+        assert_eq!(shift("rate(m[5m] offset -1m)"), Some((false, -60_000)));
+        assert_eq!(shift("floor(m @ 60)"), Some((true, 0)));
+        // A subquery's offset adds to the inner selector's; its `@` pins the
+        // time unless the inner selector has its own.
+        assert_eq!(
+            shift("last_over_time((m offset 1m)[10m:1m] offset 5m)"),
+            Some((false, 360_000))
+        );
+        assert_eq!(
+            shift("last_over_time((m offset 1m)[10m:1m] @ 180)"),
+            Some((true, 60_000))
+        );
+        assert_eq!(shift("m offset 3m + n offset 1m"), Some((false, 180_000)));
+        assert_eq!(shift("vector(1)"), None);
+    }
+
+    #[test]
+    fn info_selector_defaults_name_matchers() {
+        let names = |q: &str| -> Vec<String> {
+            let sel = InfoSelector::parse(&info_call(q)).expect("selector");
+            sel.name_select
+                .iter()
+                .map(|m| format!("{}{}{}", m.name, m.op, m.value))
+                .collect()
+        };
+        assert_eq!(names("info(m)"), ["__name__=target_info"]);
+        assert_eq!(names("info(m, {a=~\".+\"})"), ["__name__=target_info"]);
+        assert_eq!(
+            names("info(m, {__name__=~\".+_info\"})"),
+            ["__name__=~.+_info"]
+        );
+        // Only exclusions: restricted to *_info metrics.
+        assert_eq!(
+            names("info(m, {__name__!=\"target_info\", a=~\".+\"})"),
+            ["__name__=~.+_info", "__name__!=target_info"]
+        );
+        let sel = InfoSelector::parse(&info_call(
+            "info(m, {__name__=~\".+_info\", __name__!~\"build.*\"})",
+        ))
+        .expect("selector");
+        assert!(sel.is_info_metric("target_info"));
+        assert!(!sel.is_info_metric("build_info"));
+        assert!(!sel.is_info_metric("m"));
+        assert!(sel.data_test.is_empty());
+        assert!(InfoSelector::parse(&info_call("info(m, vector(1))")).is_err());
+    }
+
+    #[test]
+    fn info_enrich_adds_only_missing_data_labels() {
+        let base = labels(&[("__name__", "m"), ("instance", "a"), ("data", "base")]);
+        let target = labels(&[
+            ("__name__", "target_info"),
+            ("instance", "a"),
+            ("data", "info"),
+            ("version", "1"),
+        ]);
+        let got = enrich(&base, &[&target], &[]).expect("no conflict");
+        assert_eq!(
+            got,
+            Some(labels(&[
+                ("__name__", "m"),
+                ("instance", "a"),
+                ("data", "base"),
+                ("version", "1"),
+            ]))
+        );
+        // A data-label selector restricts what is copied.
+        let only_data = [Matcher::equal("data", "info")];
+        assert_eq!(
+            enrich(&base, &[&target], &only_data).expect("no conflict"),
+            Some(base.clone())
+        );
+    }
+
+    #[test]
+    fn info_enrich_without_info_series_keeps_or_drops() {
+        let base = labels(&[("__name__", "m"), ("instance", "a")]);
+        let any = Matcher::new(crate::model::MatchOp::Regex, "data", ".*").expect("regex");
+        let some = Matcher::new(crate::model::MatchOp::Regex, "data", ".+").expect("regex");
+        assert_eq!(enrich(&base, &[], &[]).expect("ok"), Some(base.clone()));
+        assert_eq!(enrich(&base, &[], &[any]).expect("ok"), Some(base.clone()));
+        assert_eq!(enrich(&base, &[], &[some]).expect("ok"), None);
+    }
+
+    #[test]
+    fn info_enrich_rejects_conflicting_info_series() {
+        let base = labels(&[("__name__", "m"), ("instance", "a")]);
+        let a = labels(&[("__name__", "a_info"), ("instance", "a"), ("x", "1")]);
+        let b = labels(&[("__name__", "b_info"), ("instance", "a"), ("x", "2")]);
+        let err = enrich(&base, &[&a, &b], &[]).expect_err("conflict");
+        assert!(err.to_string().contains("conflicting label: x"), "{err}");
+        // A label the series has itself is never taken from an info series,
+        // so info series disagreeing on it is no conflict.
+        let own = labels(&[("__name__", "m"), ("instance", "a"), ("x", "own")]);
+        assert_eq!(enrich(&own, &[&a, &b], &[]).expect("ok"), Some(own.clone()));
     }
 }

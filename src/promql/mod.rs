@@ -9,8 +9,9 @@
 //! the timeout) and keeps no state between queries apart from the count of
 //! running ones, so one [`Engine`] can be shared by any number of threads.
 //!
-//! Layout: [`Query::parse`] turns text into an AST (promql-parser) plus the
-//! source positions annotations point at (`position`); `eval` walks the AST
+//! Layout: [`Query::parse`] turns text into an AST (promql-parser; newer
+//! syntax it lacks is first rewritten by `extensions`) plus the source
+//! positions annotations point at (`position`); `eval` walks the AST
 //! over a grid of evaluation steps, selecting every series once for the
 //! whole window and sliding over it; `functions`, `aggregate` and `binary`
 //! implement the operators; `histogram` the classic-bucket quantile and
@@ -27,6 +28,7 @@ mod aggregate;
 mod annotations;
 mod binary;
 mod eval;
+pub mod extensions;
 mod functions;
 mod histogram;
 mod labels;
@@ -148,38 +150,113 @@ impl EvalError {
 #[derive(Debug)]
 pub struct Query {
     text: String,
+    /// The text promql-parser read, and how it relates to `text`.
+    rewritten: extensions::Rewritten,
     // Boxed so every node, the root included, keeps its address when the
     // query moves: annotation positions are looked up by node address.
     expr: Box<Expr>,
     positions: position::Positions,
+    /// Why the query cannot run as an instant query, when it only parses
+    /// with a range query's `step()` or `range()` (`x[step()]` is an empty
+    /// range at instant step 0). Range queries rewrite it again instead.
+    instant_error: Option<String>,
 }
 
 impl Clone for Query {
     fn clone(&self) -> Self {
         // A clone has new node addresses, so its positions are rebuilt.
-        Query::from_expr(&self.text, (*self.expr).clone())
+        self.with_expr((*self.expr).clone())
     }
 }
 
 impl Query {
-    /// Parses PromQL text.
+    /// Parses PromQL text, with `step()` and `range()` as in an instant
+    /// query (0).
     pub fn parse(text: &str) -> Result<Query, EvalError> {
-        let expr = promql_parser::parser::parse(text).map_err(|message| EvalError::Parse {
-            position: position::locate_error(text, &message),
-            message,
+        Query::parse_with(text, extensions::QueryParams::default())
+    }
+
+    /// Parses PromQL text with the values `step()` and `range()` stand for.
+    /// A text whose durations only work for some steps (`x[step()]`) is
+    /// accepted when it parses with a 1m step and range (a typical
+    /// step, so `1 + (step() - 5) * 2` checks as positive); running it as
+    /// an instant query then fails with the instant error.
+    pub fn parse_with(text: &str, params: extensions::QueryParams) -> Result<Query, EvalError> {
+        match Query::parse_exact(text, params) {
+            Ok(q) => Ok(q),
+            Err(e) => {
+                let placeholder = extensions::QueryParams {
+                    step_ms: 60_000,
+                    range_ms: 60_000,
+                };
+                let uses_params =
+                    extensions::rewrite(text, placeholder).is_ok_and(|r| r.uses_query_params);
+                match uses_params.then(|| Query::parse_exact(text, placeholder)) {
+                    Some(Ok(mut q)) => {
+                        q.instant_error = Some(e.to_string());
+                        Ok(q)
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    fn parse_exact(text: &str, params: extensions::QueryParams) -> Result<Query, EvalError> {
+        let rewritten = extensions::rewrite(text, params).map_err(|e| EvalError::Parse {
+            message: e.message,
+            position: Some(position::line_col(text, e.offset)),
         })?;
-        Ok(Query::from_expr(text, expr))
+        let expr =
+            promql_parser::parser::parse(&rewritten.text).map_err(|message| EvalError::Parse {
+                position: position::locate_error_offset(&rewritten.text, &message)
+                    .map(|o| position::line_col(text, rewritten.original_offset(o))),
+                message,
+            })?;
+        let query = Query::assemble(text, rewritten, expr);
+        query.check_modes()?;
+        Ok(query)
     }
 
     /// Wraps an expression the caller parsed itself; `text` is the source it
     /// came from (used only to place annotations).
     pub fn from_expr(text: &str, expr: Expr) -> Query {
+        Query::assemble(text, extensions::Rewritten::identity(text), expr)
+    }
+
+    /// This query with its expression replaced by `expr`, a changed copy of
+    /// it (for example with `@` pinned); positions and selector modes are
+    /// found again in the same text.
+    pub fn with_expr(&self, expr: Expr) -> Query {
+        let mut q = Query::assemble(&self.text, self.rewritten.clone(), expr);
+        q.instant_error.clone_from(&self.instant_error);
+        q
+    }
+
+    fn assemble(text: &str, rewritten: extensions::Rewritten, expr: Expr) -> Query {
         let expr = Box::new(expr);
-        let positions = position::Positions::build(text, &expr);
+        let mut positions = position::Positions::build(&rewritten.text, &expr);
+        positions.attach_modes(&expr, &rewritten.modes);
+        positions.remap(|o| rewritten.original_offset(o));
         Query {
             text: text.to_string(),
+            rewritten,
             expr,
             positions,
+            instant_error: None,
+        }
+    }
+
+    /// Rejects a mode keyword on a selector whose consumer cannot use it,
+    /// with Prometheus's message.
+    fn check_modes(&self) -> Result<(), EvalError> {
+        let mut err = None;
+        check_modes_in(&self.expr, &self.positions, &mut err);
+        // Prometheus raises this after parsing, so its message carries no
+        // "parse error" prefix.
+        match err {
+            Some(message) => Err(EvalError::BadQuery(message)),
+            None => Ok(()),
         }
     }
 
@@ -189,6 +266,65 @@ impl Query {
 
     pub fn expr(&self) -> &Expr {
         &self.expr
+    }
+
+    /// This query resolved for a range query with `step_ms` and `range_ms`,
+    /// when its durations use `step()` or `range()`; `None` when they
+    /// don't and the query is used as it is.
+    fn for_range(&self, step_ms: i64, range_ms: i64) -> Result<Option<Query>, EvalError> {
+        if !self.rewritten.uses_query_params {
+            return Ok(None);
+        }
+        Query::parse_exact(&self.text, extensions::QueryParams { step_ms, range_ms }).map(Some)
+    }
+}
+
+/// Functions a mode keyword may feed, as Prometheus lists them.
+const ANCHORED_FUNCTIONS: &[&str] = &["changes", "delta", "increase", "rate", "resets"];
+const SMOOTHED_FUNCTIONS: &[&str] = &["delta", "increase", "rate"];
+
+fn check_modes_in(e: &Expr, pos: &position::Positions, err: &mut Option<String>) {
+    if err.is_some() {
+        return;
+    }
+    match e {
+        Expr::Call(c) => {
+            for a in c.args.args.iter() {
+                if let Expr::MatrixSelector(_) = a.as_ref()
+                    && let Some(mode) = pos.mode(a)
+                {
+                    let allowed = match mode {
+                        extensions::SelectorMode::Anchored => ANCHORED_FUNCTIONS,
+                        extensions::SelectorMode::Smoothed => SMOOTHED_FUNCTIONS,
+                    };
+                    if !allowed.contains(&c.func.name) {
+                        *err = Some(format!(
+                            "{} modifier can only be used with: {} - not with {}",
+                            mode.keyword(),
+                            allowed.join(", "),
+                            c.func.name
+                        ));
+                        return;
+                    }
+                    continue;
+                }
+                check_modes_in(a, pos, err);
+            }
+        }
+        Expr::Aggregate(a) => {
+            check_modes_in(&a.expr, pos, err);
+            if let Some(p) = &a.param {
+                check_modes_in(p, pos, err);
+            }
+        }
+        Expr::Binary(b) => {
+            check_modes_in(&b.lhs, pos, err);
+            check_modes_in(&b.rhs, pos, err);
+        }
+        Expr::Paren(p) => check_modes_in(&p.expr, pos, err),
+        Expr::Unary(u) => check_modes_in(&u.expr, pos, err),
+        Expr::Subquery(s) => check_modes_in(&s.expr, pos, err),
+        _ => {}
     }
 }
 
@@ -306,6 +442,9 @@ impl Engine {
         opts: &ExecOptions,
     ) -> Result<QueryResult, EvalError> {
         check_time("evaluation", ts)?;
+        if let Some(message) = &query.instant_error {
+            return Err(EvalError::BadQuery(message.clone()));
+        }
         let deadline = self.deadline(opts);
         let _slot = self.gate.enter(
             self.opts.max_concurrent_queries,
@@ -347,6 +486,8 @@ impl Engine {
                 "end timestamp {end} must not be before start timestamp {start}"
             )));
         }
+        let resolved = query.for_range(step_ms, end - start)?;
+        let query = resolved.as_ref().unwrap_or(query);
         match query.expr().value_type() {
             promql_parser::parser::value::ValueType::Scalar
             | promql_parser::parser::value::ValueType::Vector => {}

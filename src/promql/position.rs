@@ -14,8 +14,10 @@ use std::collections::HashMap;
 
 use promql_parser::parser::{AtModifier, Expr, LabelModifier, VectorMatchCardinality};
 
+use super::extensions::SelectorMode;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Ident,
     /// Number or duration literal (`5`, `1.5e3`, `0x1f`, `5m`, `1h30m`).
     Number,
@@ -24,18 +26,21 @@ enum Kind {
 }
 
 #[derive(Debug, Clone)]
-struct Tok<'a> {
-    kind: Kind,
-    text: &'a str,
-    start: usize,
+pub(super) struct Tok<'a> {
+    pub kind: Kind,
+    pub text: &'a str,
+    pub start: usize,
 }
 
 /// Splits PromQL text into tokens. Returns the tokens read so far and, on a
 /// lexical error, its byte offset.
-fn tokenize(src: &str) -> (Vec<Tok<'_>>, Option<usize>) {
+pub(super) fn tokenize(src: &str) -> (Vec<Tok<'_>>, Option<usize>) {
     let b = src.as_bytes();
     let mut toks = Vec::new();
     let mut i = 0;
+    // Inside `[...]` a colon separates a subquery's range and step; outside
+    // it can start a metric name (`:node_cpu:rate5m`).
+    let mut brackets = 0usize;
     while i < b.len() {
         let c = b[i];
         if c.is_ascii_whitespace() {
@@ -49,7 +54,7 @@ fn tokenize(src: &str) -> (Vec<Tok<'_>>, Option<usize>) {
             continue;
         }
         let start = i;
-        let kind = if c.is_ascii_alphabetic() || c == b'_' || c == b':' {
+        let kind = if c.is_ascii_alphabetic() || c == b'_' || (c == b':' && brackets == 0) {
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
                 i += 1;
             }
@@ -93,6 +98,11 @@ fn tokenize(src: &str) -> (Vec<Tok<'_>>, Option<usize>) {
             if len == 1 && !b"+-*/%^<>=(){}[],:@!".contains(&c) {
                 return (toks, Some(start));
             }
+            match c {
+                b'[' => brackets += 1,
+                b']' => brackets = brackets.saturating_sub(1),
+                _ => {}
+            }
             i += len;
             Kind::Punct
         };
@@ -122,10 +132,18 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
 /// The position of a parse error in `src`, when one can be found: a
 /// lexical error (unterminated string, stray character, unbalanced
 /// bracket), or the call to an unknown function named in `message`.
+#[cfg(test)]
 pub fn locate_error(src: &str, message: &str) -> Option<(usize, usize)> {
+    locate_error_offset(src, message).map(|o| line_col(src, o))
+}
+
+/// The byte offset of a parse error in `src`, when one can be found: a
+/// lexical error (unterminated string, stray character, unbalanced
+/// bracket), or the call to an unknown function named in `message`.
+pub fn locate_error_offset(src: &str, message: &str) -> Option<usize> {
     let (toks, err) = tokenize(src);
     if let Some(off) = err {
-        return Some(line_col(src, off));
+        return Some(off);
     }
     if let Some(name) = message
         .strip_prefix("unknown function with name '")
@@ -134,7 +152,7 @@ pub fn locate_error(src: &str, message: &str) -> Option<(usize, usize)> {
             .windows(2)
             .find(|w| w[0].text == name && w[1].text == "(")
     {
-        return Some(line_col(src, w[0].start));
+        return Some(w[0].start);
     }
     let mut stack: Vec<&Tok<'_>> = Vec::new();
     for t in &toks {
@@ -148,19 +166,21 @@ pub fn locate_error(src: &str, message: &str) -> Option<(usize, usize)> {
                 };
                 match stack.pop() {
                     Some(open) if open.text == want => {}
-                    _ => return Some(line_col(src, t.start)),
+                    _ => return Some(t.start),
                 }
             }
             _ => {}
         }
     }
-    stack.pop().map(|open| line_col(src, open.start))
+    stack.pop().map(|open| open.start)
 }
 
-/// Start offsets of AST nodes, keyed by node address.
+/// Start offsets of AST nodes, keyed by node address, and the `anchored` /
+/// `smoothed` mode of the selectors that carry one.
 #[derive(Debug, Clone, Default)]
 pub struct Positions {
     starts: HashMap<usize, usize>,
+    modes: HashMap<usize, SelectorMode>,
 }
 
 impl Positions {
@@ -173,7 +193,59 @@ impl Positions {
         };
         // A walk that loses track keeps the positions found so far.
         let _ = w.expr(expr);
-        Positions { starts: w.starts }
+        Positions {
+            starts: w.starts,
+            modes: HashMap::new(),
+        }
+    }
+
+    /// Gives each selector node whose start is listed in `modes` (offsets
+    /// in the text the positions were built from) that mode.
+    pub fn attach_modes(&mut self, expr: &Expr, modes: &[(usize, SelectorMode)]) {
+        if modes.is_empty() {
+            return;
+        }
+        let mut stack = vec![expr];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::VectorSelector(_) | Expr::MatrixSelector(_) => {
+                    let key = e as *const Expr as usize;
+                    if let Some(start) = self.starts.get(&key)
+                        && let Some((_, m)) = modes.iter().find(|(o, _)| o == start)
+                    {
+                        self.modes.insert(key, *m);
+                    }
+                }
+                Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| a.as_ref())),
+                Expr::Aggregate(a) => {
+                    stack.push(&a.expr);
+                    if let Some(p) = &a.param {
+                        stack.push(p);
+                    }
+                }
+                Expr::Binary(b) => {
+                    stack.push(&b.lhs);
+                    stack.push(&b.rhs);
+                }
+                Expr::Paren(p) => stack.push(&p.expr),
+                Expr::Unary(u) => stack.push(&u.expr),
+                Expr::Subquery(s) => stack.push(&s.expr),
+                _ => {}
+            }
+        }
+    }
+
+    /// Rewrites every start offset through `f` (from the parsed text to the
+    /// user's text).
+    pub fn remap(&mut self, f: impl Fn(usize) -> usize) {
+        for v in self.starts.values_mut() {
+            *v = f(*v);
+        }
+    }
+
+    /// The `anchored` / `smoothed` mode of a selector node, if it has one.
+    pub fn mode(&self, expr: &Expr) -> Option<SelectorMode> {
+        self.modes.get(&(expr as *const Expr as usize)).copied()
     }
 
     /// Byte offset where `expr` starts in the query text (0 when unknown).

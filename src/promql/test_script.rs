@@ -817,7 +817,7 @@ fn run_eval(
         let at = *at;
         let mut pinned = query.expr().clone();
         pin_at(&mut pinned, at);
-        let pinned = Query::from_expr(&cmd.expr, pinned);
+        let pinned = query.with_expr(pinned);
         let times: Vec<i64> = if at == 0 {
             vec![-1000, 0, 1000]
         } else {

@@ -28,9 +28,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::template::AlertTemplate;
 use crate::config::{Diagnostic, Diags, RuleEvaluation, yaml_error};
-use crate::model::{
-    Labels, METRIC_NAME, is_valid_label_name, is_valid_metric_name, parse_duration,
-};
+use crate::model::{Labels, METRIC_NAME, is_valid_label_name, parse_duration};
 use crate::promql::Query;
 
 type S<T> = Spanned<T>;
@@ -650,15 +648,17 @@ fn build_rule(
     match (&r.record, &r.alert) {
         (Some(rec), Some(_)) => cx.err(
             rec.referenced,
-            format!("{ctx}only one of record and alert may be set: a rule either records or alerts"),
+            format!(
+                "{ctx}only one of record and alert may be set: a rule either records or alerts"
+            ),
         ),
         (None, None) => cx.err(at, format!("{ctx}one of record or alert must be set")),
-        (Some(rec), None) if !is_valid_metric_name(&rec.value) => cx.err(
+        // Prometheus 3 checks record names with its default UTF-8 scheme:
+        // any non-empty text is a metric name (`promql-duration-expr`).
+        // Queries reach such a series as {"promql-duration-expr"}.
+        (Some(rec), None) if rec.value.is_empty() => cx.err(
             rec.referenced,
-            format!(
-                "{ctx}invalid recording rule name {:?}: use a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
-                rec.value
-            ),
+            format!("{ctx}recording rule name must not be empty: give the metric name to record"),
         ),
         (None, Some(a)) if a.value.is_empty() => {
             cx.err(a.referenced, format!("{ctx}alert name must not be empty"))
@@ -971,7 +971,7 @@ mod tests {
       - alert: HostDown
         expr: up ==
         labels: {__name__: x, 'bad-name': y}
-      - record: not a name
+      - record: ''
         expr: up
         for: 5m
       - alert: X
@@ -990,8 +990,8 @@ mod tests {
             "r.yml:6:15: group \"host\", rule 1 \"HostDown\": could not parse expression: ",
             "r.yml:7:18: group \"host\", rule 1 \"HostDown\": labels: invalid label name \"__name__\": a rule cannot set the metric name through labels",
             "r.yml:7:31: group \"host\", rule 1 \"HostDown\": labels: invalid label name \"bad-name\": use [a-zA-Z_][a-zA-Z0-9_]*",
-            "r.yml:8:17: group \"host\", rule 2 \"not a name\": invalid recording rule name \"not a name\": use a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
-            "r.yml:10:14: group \"host\", rule 2 \"not a name\": invalid field for in recording rule: only alerting rules have it",
+            "r.yml:8:17: group \"host\", rule 2: recording rule name must not be empty: give the metric name to record",
+            "r.yml:10:14: group \"host\", rule 2: invalid field for in recording rule: only alerting rules have it",
             "r.yml:12:17: group \"host\", rule 3 \"y\": only one of record and alert may be set: a rule either records or alerts",
             "r.yml:14:9: group \"host\", rule 3 \"y\": unknown key \"severity\": not a rule setting (check the spelling and the indentation)",
             "r.yml:15:9: group \"host\", rule 4: one of record or alert must be set",
