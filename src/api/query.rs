@@ -492,6 +492,7 @@ mod tests {
                 labels: Labels::from_pairs([("a", "q\"uote\\\n\u{1}")]),
                 t: 1500,
                 v: f64::NAN,
+                h: None,
             }]),
             warnings: vec!["w".into()],
             infos: vec![],

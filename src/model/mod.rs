@@ -7,11 +7,13 @@
 
 mod alert;
 mod duration;
+mod histogram;
 mod labels;
 mod matcher;
 
 pub use alert::{Alert, fingerprint_hex};
 pub use duration::{format_duration, parse_duration};
+pub use histogram::{CounterResetHint, FloatHistogram};
 pub use labels::{Label, Labels, LabelsBuilder, is_valid_label_name, is_valid_metric_name};
 pub use matcher::{MatchOp, Matcher, MatcherError, compile_anchored};
 
@@ -100,6 +102,21 @@ pub fn format_float(v: f64) -> String {
 /// [`format_float`] appended to `out`, without an allocation in the common
 /// case: a range query writes millions of values.
 pub fn write_float(out: &mut String, v: f64) {
+    write_go_float(out, v, |abs, _| !(1e-6..1e21).contains(&abs));
+}
+
+/// Go's `strconv.FormatFloat(v, 'g', -1, 64)`, what `%g` prints: like
+/// [`format_float`], but in exponent form when the decimal exponent is
+/// below -4 or at least 6 (`1e+06`, `1.5e-05`).
+pub fn format_float_g(v: f64) -> String {
+    let mut s = String::new();
+    write_go_float(&mut s, v, |_, exp| !(-4..6).contains(&exp));
+    s
+}
+
+/// The shortest digits that read back as `v`, laid out as Go does, in
+/// exponent form where `exponent_form(|v|, decimal exponent)` says so.
+fn write_go_float(out: &mut String, v: f64, exponent_form: impl Fn(f64, i32) -> bool) {
     if v.is_nan() {
         out.push_str("NaN");
         return;
@@ -121,8 +138,7 @@ pub fn write_float(out: &mut String, v: f64) {
     if neg {
         out.push('-');
     }
-    let abs = v.abs();
-    if !(1e-6..1e21).contains(&abs) {
+    if exponent_form(v.abs(), exp) {
         // Go's exponent form: 1.5e-07, 1e+21.
         out.push_str(&digits[..1]);
         if digits.len() > 1 {

@@ -342,19 +342,111 @@ impl<'a> Evaluator<'a> {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<storage::Series>, EvalError> {
+        // Native histogram samples (test data only) are not part of this
+        // selection: outside a plain selector query, PromQL here works on
+        // float samples, as it did before histograms could be loaded.
         let alternatives = selector_matchers(vs)?;
+        self.select_floats(&alternatives, mint, maxt)
+    }
+
+    fn select_floats(
+        &mut self,
+        alternatives: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<storage::Series>, EvalError> {
         if alternatives.len() == 1 {
             return Ok(self.q.select(&alternatives[0], mint, maxt)?);
         }
         // `{a="1" or b="2"}`: the union of the alternatives, without
         // duplicates, in label order.
         let mut all: Vec<storage::Series> = Vec::new();
-        for m in &alternatives {
+        for m in alternatives {
             all.extend(self.q.select(m, mint, maxt)?);
         }
         all.sort_by(|a, b| a.labels.cmp(&b.labels));
         all.dedup_by(|a, b| a.labels == b.labels);
         Ok(all)
+    }
+
+    fn select_histograms(
+        &mut self,
+        alternatives: &[Vec<Matcher>],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<storage::HistogramSeries>, EvalError> {
+        let mut all = Vec::new();
+        for m in alternatives {
+            all.extend(self.q.select_histograms(m, mint, maxt)?);
+        }
+        if alternatives.len() > 1 {
+            all.sort_by(|a, b| a.labels.cmp(&b.labels));
+            all.dedup_by(|a, b| a.labels == b.labels);
+        }
+        Ok(all)
+    }
+
+    /// A plain instant selector query at `ts` over series that have
+    /// native histogram samples: each series' newest sample within the
+    /// lookback, float or histogram, unless it is a staleness marker.
+    /// `None` when the window holds no histograms (the usual path
+    /// applies).
+    pub fn select_mixed_instant(
+        &mut self,
+        vs: &VectorSelector,
+        ts: Timestamp,
+    ) -> Result<Option<Vec<VectorSample>>, EvalError> {
+        let InstantRefs { last_ref, .. } = self.instant_refs(vs, Grid::instant(ts));
+        let (mint, maxt) = (last_ref - self.lookback + 1, last_ref);
+        let alternatives = selector_matchers(vs)?;
+        let hists = self.select_histograms(&alternatives, mint, maxt)?;
+        if hists.is_empty() {
+            return Ok(None);
+        }
+        let floats = self.select_floats(&alternatives, mint, maxt)?;
+        let mut newest_float: HashMap<Labels, Sample> = HashMap::with_capacity(floats.len());
+        for s in floats {
+            if let Some(last) = s.samples.last() {
+                newest_float.insert(s.labels, last);
+            }
+        }
+        let mut out: Vec<VectorSample> = Vec::new();
+        for hs in hists {
+            let Some(h) = hs.samples.last() else { continue };
+            match newest_float.remove(&hs.labels) {
+                // A newer float (or staleness marker) wins over the histogram.
+                Some(f) if f.t > h.t => {
+                    if !is_stale_nan(f.v) {
+                        out.push(VectorSample {
+                            labels: hs.labels,
+                            t: ts,
+                            v: f.v,
+                            h: None,
+                        });
+                    }
+                }
+                _ => out.push(VectorSample {
+                    labels: hs.labels,
+                    t: ts,
+                    v: 0.0,
+                    h: Some(h.h.clone()),
+                }),
+            }
+        }
+        out.extend(
+            newest_float
+                .into_iter()
+                .filter(|(_, f)| !is_stale_nan(f.v))
+                .map(|(labels, f)| VectorSample {
+                    labels,
+                    t: ts,
+                    v: f.v,
+                    h: None,
+                }),
+        );
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        self.charge(out.len())?;
+        Ok(Some(out))
     }
 
     /// An instant vector selector: for each step, the newest sample within
@@ -885,6 +977,7 @@ pub(crate) fn finish_instant(
                     labels,
                     t: ts,
                     v: p.v,
+                    h: None,
                 });
             }
             // Names removed at the end can make two results identical.

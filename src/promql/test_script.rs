@@ -7,20 +7,23 @@
 //! (`Storage::appender`) like any writer; evaluation goes through the public
 //! [`Engine`] API like any reader.
 //!
-//! Native histogram literals (`{{...}}`) and start-timestamp lines (`@st`)
-//! are parsed so files using them still run, but their samples are not
-//! stored (the storage holds floats only), so evals that depend on them fail
-//! with a clear reason. An eval whose query the parser rejects fails on its
+//! Native histogram literals (`{{...}}`) are stored in the in-memory
+//! storage and come back from plain selector queries; elsewhere the engine
+//! refuses them, so evals that depend on them fail with a clear reason.
+//! Start-timestamp lines (`@st`) are parsed but not stored. An eval whose query the parser rejects fails on its
 //! own; it does not stop the file.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use promql_parser::parser::{AtModifier, Expr};
 
 use super::labels::go_quote;
 use super::{Engine, EngineOptions, Query, QueryResult, RangeSeries, Value};
-use crate::model::{Labels, STALE_NAN_BITS, Sample, is_stale_nan, parse_duration, stale_nan};
+use crate::model::{
+    FloatHistogram, Labels, STALE_NAN_BITS, Sample, is_stale_nan, parse_duration, stale_nan,
+};
 use crate::storage::mem::MemStorage;
 use crate::storage::{Queryable, Storage};
 
@@ -42,12 +45,13 @@ pub enum ScriptError {
 }
 
 /// One value slot of a series description.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Slot {
     Empty,
     Float(f64),
-    /// A native histogram literal: parsed, never stored or produced.
-    Histogram,
+    /// A native histogram, and whether its literal spelled out
+    /// `counter_reset_hint` (only then is the hint compared).
+    Histogram(Arc<FloatHistogram>, bool),
 }
 
 #[derive(Debug, Clone)]
@@ -318,13 +322,66 @@ fn load(storage: &MemStorage, series: &[(SeriesDesc, i64)]) -> Result<(), String
     for (s, interval) in series {
         for (k, slot) in s.slots.iter().enumerate() {
             let t = k as i64 * interval;
-            if let Slot::Float(v) = slot {
-                app.append(&s.labels, t, *v)
-                    .map_err(|e| format!("series {}: sample at {t}ms: {e}", s.labels))?;
-            }
+            let res = match slot {
+                Slot::Float(v) => app.append(&s.labels, t, *v).map(|_| ()),
+                Slot::Histogram(h, _) => storage.append_histogram(&s.labels, t, (**h).clone()),
+                Slot::Empty => Ok(()),
+            };
+            res.map_err(|e| format!("series {}: sample at {t}ms: {e}", s.labels))?;
         }
     }
     app.commit().map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Expands one native histogram item of a value list: `{{H}}`, `{{H}}xN`
+/// (N+1 copies), `{{H}}+{{D}}xN` or `{{H}}-{{D}}xN` (H, then D added or
+/// subtracted N times, by repeated operation as promtool does). The flag
+/// says whether the step literal (or H alone) spelled out
+/// `counter_reset_hint`.
+pub(crate) fn expand_histogram_item(item: &str) -> Result<(Vec<FloatHistogram>, bool), String> {
+    let close = item
+        .find("}}")
+        .ok_or_else(|| format!("unterminated histogram literal {item:?}"))?
+        + 2;
+    let first = FloatHistogram::parse(&item[..close])?;
+    let rest = &item[close..];
+    let repeat = |n: &str| -> Result<usize, String> {
+        n.parse::<usize>()
+            .map_err(|_| format!("invalid repetition in {item:?}: write {{{{...}}}}x3"))
+    };
+    if rest.is_empty() {
+        let spelled = item.contains("counter_reset_hint");
+        return Ok((vec![first], spelled));
+    }
+    if let Some(n) = rest.strip_prefix('x') {
+        let spelled = item.contains("counter_reset_hint");
+        return Ok((vec![first; repeat(n)? + 1], spelled));
+    }
+    let (sub, tail) = match rest.as_bytes().first() {
+        Some(b'+') => (false, &rest[1..]),
+        Some(b'-') => (true, &rest[1..]),
+        _ => {
+            return Err(format!(
+                "invalid histogram item {item:?}: use {{{{...}}}}, {{{{...}}}}xN or {{{{...}}}}+{{{{...}}}}xN"
+            ));
+        }
+    };
+    let step_close = tail
+        .find("}}")
+        .ok_or_else(|| format!("unterminated histogram literal in {item:?}"))?
+        + 2;
+    let step = FloatHistogram::parse(&tail[..step_close])?;
+    let n = match tail[step_close..].strip_prefix('x') {
+        Some(n) => repeat(n)?,
+        None => {
+            return Err(format!(
+                "{item:?}: a histogram expansion needs xN at the end"
+            ));
+        }
+    };
+    let spelled = tail[..step_close].contains("counter_reset_hint");
+    let out = FloatHistogram::series_expansion(&first, &step, n as u64, sub)?;
+    Ok((out, spelled))
 }
 
 /// Reads a series identifier (`name`, `name{l="v"}`, `{l="v"}`) and returns
@@ -451,7 +508,7 @@ fn parse_number(s: &str) -> Option<f64> {
 
 /// Splits a value list into items, keeping `{{ ... }}` literals (which
 /// contain spaces) whole.
-fn value_items(s: &str) -> Result<Vec<&str>, String> {
+pub(crate) fn value_items(s: &str) -> Result<Vec<&str>, String> {
     let b = s.as_bytes();
     let mut items = Vec::new();
     let mut i = 0;
@@ -502,18 +559,11 @@ fn parse_values(s: &str, allow_stale: bool) -> Result<Vec<Slot>, String> {
             continue;
         }
         if item.starts_with("{{") {
-            let times = match item.rfind("}}") {
-                Some(k) => match item[k + 2..].strip_prefix('x') {
-                    Some(n) => {
-                        n.parse::<usize>()
-                            .map_err(|_| format!("invalid repetition {item:?}"))?
-                            + 1
-                    }
-                    None => 1,
-                },
-                None => 1,
-            };
-            out.extend(std::iter::repeat_n(Slot::Histogram, times));
+            let (hs, spelled) = expand_histogram_item(item)?;
+            out.extend(
+                hs.into_iter()
+                    .map(|h| Slot::Histogram(Arc::new(h), spelled)),
+            );
             continue;
         }
         // N, NxK, A+BxK, A-BxK
@@ -749,6 +799,41 @@ fn parse_eval(
 
 /// Float equality as the harness defines it: staleness markers only equal
 /// each other, NaN equals NaN, otherwise a relative tolerance of 1e-6.
+/// promqltest's histogram comparison: both sides compacted (zero buckets
+/// do not count), schema and zero width exact, counts and bucket values
+/// with [`float_eq`], the hint only when the expected literal spelled it.
+fn histogram_matches(want: &FloatHistogram, got: &FloatHistogram, hint: bool) -> bool {
+    fn nonzero(offset: i32, buckets: &[f64]) -> Vec<(i32, f64)> {
+        buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != 0.0)
+            .map(|(i, v)| (offset + i as i32, *v))
+            .collect()
+    }
+    fn same(a: Vec<(i32, f64)>, b: Vec<(i32, f64)>) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(&b)
+                .all(|(x, y)| x.0 == y.0 && float_eq(x.1, y.1))
+    }
+    want.schema == got.schema
+        && want.zero_threshold == got.zero_threshold
+        && float_eq(want.count, got.count)
+        && float_eq(want.sum, got.sum)
+        && float_eq(want.zero_count, got.zero_count)
+        && want.custom_values == got.custom_values
+        && same(
+            nonzero(want.positive_offset, &want.positive_buckets),
+            nonzero(got.positive_offset, &got.positive_buckets),
+        )
+        && same(
+            nonzero(want.negative_offset, &want.negative_buckets),
+            nonzero(got.negative_offset, &got.negative_buckets),
+        )
+        && (!hint || want.counter_reset_hint == got.counter_reset_hint)
+}
+
 fn float_eq(a: f64, b: f64) -> bool {
     const EPS: f64 = 1e-6;
     const MIN_NORMAL: f64 = 2.2250738585072014e-308;
@@ -999,7 +1084,7 @@ fn expected_points(slots: &[Slot], start: i64, step: i64) -> (Vec<Sample>, usize
                 t: start + i as i64 * step,
                 v: *v,
             }),
-            Slot::Histogram => hists += 1,
+            Slot::Histogram(..) => hists += 1,
             Slot::Empty => {}
         }
     }
@@ -1139,10 +1224,21 @@ fn check_value(cmd: &EvalCommand, v: &Value) -> Result<(), String> {
                         i + 1
                     ));
                 };
-                match want.slots.first() {
-                    Some(Slot::Float(e)) if float_eq(*e, s.v) => {}
-                    Some(Slot::Float(e)) => {
+                match (want.slots.first(), &s.h) {
+                    (Some(Slot::Float(e)), None) if float_eq(*e, s.v) => {}
+                    (Some(Slot::Float(e)), None) => {
                         return Err(format!("{}: expected {e}, got {}", s.labels, s.v));
+                    }
+                    (Some(Slot::Float(e)), Some(h)) => {
+                        return Err(format!(
+                            "{}: expected float {e}, got histogram {h}",
+                            s.labels
+                        ));
+                    }
+                    (Some(Slot::Histogram(e, spelled)), Some(h)) => {
+                        if !histogram_matches(e, h, *spelled) {
+                            return Err(format!("{}: expected {e}, got {h}", s.labels));
+                        }
                     }
                     _ => {
                         return Err(format!(
@@ -1247,7 +1343,7 @@ mod tests {
                 Slot::Empty => "_".to_string(),
                 Slot::Float(x) if is_stale_nan(*x) => "stale".to_string(),
                 Slot::Float(x) => x.to_string(),
-                Slot::Histogram => "h".to_string(),
+                Slot::Histogram(..) => "h".to_string(),
             })
             .collect();
         assert_eq!(

@@ -7,7 +7,9 @@
 //! marked for removal (`drop_name`), because Prometheus removes it at the
 //! very end of evaluation ("delayed name removal").
 
-use crate::model::{Labels, Sample, Timestamp};
+use std::sync::Arc;
+
+use crate::model::{FloatHistogram, Labels, Sample, Timestamp};
 
 /// A scalar result at its evaluation time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,7 +24,12 @@ pub struct VectorSample {
     pub labels: Labels,
     /// The evaluation time (not the time of the underlying raw sample).
     pub t: Timestamp,
+    /// The float value; 0 when the sample is a native histogram.
     pub v: f64,
+    /// A native histogram value instead of a float. Only a plain selector
+    /// query over test data (rule unit tests, PromQL scripts) yields one;
+    /// watchpost ingests float samples only.
+    pub h: Option<Arc<FloatHistogram>>,
 }
 
 /// One series of a matrix result: a range query's steps, or the raw samples

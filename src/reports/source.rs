@@ -290,6 +290,7 @@ impl QuerySource for HttpSource {
                         labels: labels_of(&s["metric"]),
                         t: p.t,
                         v: p.v,
+                        h: None,
                     })
                 })
                 .collect())

@@ -124,6 +124,12 @@ pub enum RuleEvalError {
     AlertLimit { limit: usize, got: usize },
     #[error("exceeded limit {limit} with {got} series")]
     SeriesLimit { limit: usize, got: usize },
+    /// Only test data holds native histograms, and rules record and alert
+    /// on floats.
+    #[error(
+        "rule result has a native histogram sample (series {0}): rules record and alert on float values only"
+    )]
+    HistogramResult(Labels),
 }
 
 /// An active (pending or firing) alert, as `/api/v1/alerts` shows it.
@@ -304,7 +310,13 @@ pub(crate) fn query_vector(
 ) -> Result<Vec<(Labels, f64)>, RuleEvalError> {
     let r = env.engine.exec_instant(env.storage, q, ts, &env.exec)?;
     match r.value {
-        Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
+        Value::Vector(v) => v
+            .into_iter()
+            .map(|s| match s.h {
+                None => Ok((s.labels, s.v)),
+                Some(_) => Err(RuleEvalError::HistogramResult(s.labels)),
+            })
+            .collect(),
         Value::Scalar(s) => Ok(vec![(Labels::empty(), s.v)]),
         other => Err(RuleEvalError::NotVector(match other {
             Value::Matrix(_) => "range vector",

@@ -21,7 +21,7 @@ use super::file::{LoadOptions, Rule, RuleGroup};
 use super::group::GroupRuntime;
 use super::{AlertState, EvalEnv};
 use crate::config::yaml_error;
-use crate::model::{Labels, Timestamp, format_duration, parse_duration, stale_nan};
+use crate::model::{FloatHistogram, Labels, Timestamp, format_duration, parse_duration, stale_nan};
 use crate::promql::{Engine, EngineOptions, ExecOptions, Query, Value};
 use crate::storage::Storage;
 use crate::storage::mem::MemStorage;
@@ -517,15 +517,20 @@ fn run_group(file: &TestFileSettings, tg: TestGroup) -> Vec<String> {
         let mut exp = Vec::new();
         let mut bad = None;
         for s in &case.exp_samples {
-            if !s.histogram.is_empty() {
-                bad = Some(format!(
-                    "labels {:?}: native histogram expectations are not supported: watchpost stores float samples only",
-                    s.labels
-                ));
-                break;
-            }
+            let value = if s.histogram.is_empty() {
+                SampleValue::Float(s.value)
+            } else {
+                // Compared through the canonical text, as promtool does.
+                match FloatHistogram::parse(&s.histogram) {
+                    Ok(h) => SampleValue::Histogram(h.to_string()),
+                    Err(e) => {
+                        bad = Some(format!("labels {:?}: histogram: {e}", s.labels));
+                        break;
+                    }
+                }
+            };
             match parse_metric(&s.labels) {
-                Ok(l) => exp.push((l, s.value)),
+                Ok(l) => exp.push((l, value)),
                 Err(e) => {
                     bad = Some(format!("labels {:?}: {e}", s.labels));
                     break;
@@ -543,7 +548,7 @@ fn run_group(file: &TestFileSettings, tg: TestGroup) -> Vec<String> {
             && exp
                 .iter()
                 .zip(&got)
-                .all(|(e, g)| e.0 == g.0 && floats_equal(e.1, g.1, file.fuzzy));
+                .all(|(e, g)| e.0 == g.0 && e.1.matches(&g.1, file.fuzzy));
         if !equal {
             errs.push(head(format!(
                 ",\n        exp: {}\n        got: {}",
@@ -565,6 +570,24 @@ fn order_groups(groups: Vec<RuleGroup>, order: &HashMap<String, usize>) -> Vec<R
         .collect();
     indexed.sort_by_key(|(o, i, _)| (*o, *i));
     indexed.into_iter().map(|(_, _, g)| g).collect()
+}
+
+/// A sample value as compared: a float, or a native histogram's canonical
+/// text.
+#[derive(Debug, Clone, PartialEq)]
+enum SampleValue {
+    Float(f64),
+    Histogram(String),
+}
+
+impl SampleValue {
+    fn matches(&self, got: &SampleValue, fuzzy: bool) -> bool {
+        match (self, got) {
+            (SampleValue::Float(a), SampleValue::Float(b)) => floats_equal(*a, *b, fuzzy),
+            (SampleValue::Histogram(a), SampleValue::Histogram(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 fn floats_equal(a: f64, b: f64, fuzzy: bool) -> bool {
@@ -591,14 +614,23 @@ fn query(
     storage: &MemStorage,
     expr: &str,
     ts: Timestamp,
-) -> Result<Vec<(Labels, f64)>, String> {
+) -> Result<Vec<(Labels, SampleValue)>, String> {
     let q = Query::parse(expr).map_err(|e| e.to_string())?;
     let r = engine
         .exec_instant(storage, &q, ts, &ExecOptions::default())
         .map_err(|e| e.to_string())?;
     match r.value {
-        Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
-        Value::Scalar(s) => Ok(vec![(Labels::empty(), s.v)]),
+        Value::Vector(v) => Ok(v
+            .into_iter()
+            .map(|s| {
+                let value = match s.h {
+                    Some(h) => SampleValue::Histogram(h.to_string()),
+                    None => SampleValue::Float(s.v),
+                };
+                (s.labels, value)
+            })
+            .collect()),
+        Value::Scalar(s) => Ok(vec![(Labels::empty(), SampleValue::Float(s.v))]),
         _ => Err("rule result is not a vector or scalar".to_string()),
     }
 }
@@ -615,11 +647,18 @@ fn parse_start(s: &str) -> Result<Timestamp, String> {
         })
 }
 
+/// One input sample value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputValue {
+    Float(f64),
+    Histogram(FloatHistogram),
+}
+
 /// One input series, expanded.
 struct ExpandedSeries {
     labels: Labels,
     /// Sample k is at `start + k * interval`; None is a missing sample.
-    values: Vec<Option<f64>>,
+    values: Vec<Option<InputValue>>,
 }
 
 fn parse_input_series(series: &str, values: &str) -> Result<ExpandedSeries, String> {
@@ -665,66 +704,68 @@ pub fn parse_metric(s: &str) -> Result<Labels, String> {
 
 /// Expands the series notation: `a`, `_`, `stale`, `axN`, `a+bxN`,
 /// `a-bxN` (N+1 values, built by repeated addition as promtool does, so
-/// floats come out bit-identical), `_xN` (N missing values).
-pub fn expand_values(s: &str) -> Result<Vec<Option<f64>>, String> {
+/// floats come out bit-identical), `_xN` (N missing values), and native
+/// histograms `{{...}}` with the same expansions.
+pub fn expand_values(s: &str) -> Result<Vec<Option<InputValue>>, String> {
     let mut out = Vec::new();
-    for item in s.split_whitespace() {
+    for item in crate::promql::test_script::value_items(s)? {
         if item.starts_with("{{") {
-            return Err(format!(
-                "native histogram value {item:?} is not supported: watchpost stores float samples only"
-            ));
-        }
-        if item == "_" {
-            out.push(None);
+            let (hs, _) = crate::promql::test_script::expand_histogram_item(item)?;
+            out.extend(hs.into_iter().map(|h| Some(InputValue::Histogram(h))));
             continue;
         }
-        if let Some(n) = item.strip_prefix("_x") {
-            let n: usize = n
+        let floats = expand_float_item(item)?;
+        out.extend(floats.into_iter().map(|v| v.map(InputValue::Float)));
+    }
+    Ok(out)
+}
+
+/// Expands one float item of the notation.
+fn expand_float_item(item: &str) -> Result<Vec<Option<f64>>, String> {
+    if item == "_" {
+        return Ok(vec![None]);
+    }
+    if let Some(n) = item.strip_prefix("_x") {
+        let n: usize = n
+            .parse()
+            .map_err(|_| format!("invalid repetition in {item:?}"))?;
+        return Ok(vec![None; n]);
+    }
+    if item == "stale" {
+        return Ok(vec![Some(stale_nan())]);
+    }
+    let (head, times) = match item.rfind('x') {
+        Some(k)
+            if k > 0 && k + 1 < item.len() && item[k + 1..].bytes().all(|c| c.is_ascii_digit()) =>
+        {
+            let n: usize = item[k + 1..]
                 .parse()
                 .map_err(|_| format!("invalid repetition in {item:?}"))?;
-            out.extend(std::iter::repeat_n(None, n));
-            continue;
+            (&item[..k], Some(n))
         }
-        if item == "stale" {
-            out.push(Some(stale_nan()));
-            continue;
+        _ => (item, None),
+    };
+    let Some(times) = times else {
+        let v = number(head).ok_or_else(|| format!("invalid value {item:?}"))?;
+        return Ok(vec![Some(v)]);
+    };
+    let hb = head.as_bytes();
+    let op = (1..hb.len())
+        .rev()
+        .find(|&k| matches!(hb[k], b'+' | b'-') && !matches!(hb[k - 1], b'e' | b'E'));
+    let mut out = Vec::with_capacity(times + 1);
+    match op {
+        Some(k) => {
+            let mut v = number(&head[..k]).ok_or_else(|| format!("invalid value {item:?}"))?;
+            let d = number(&head[k..]).ok_or_else(|| format!("invalid value {item:?}"))?;
+            for _ in 0..=times {
+                out.push(Some(v));
+                v += d;
+            }
         }
-        let (head, times) = match item.rfind('x') {
-            Some(k)
-                if k > 0
-                    && k + 1 < item.len()
-                    && item[k + 1..].bytes().all(|c| c.is_ascii_digit()) =>
-            {
-                let n: usize = item[k + 1..]
-                    .parse()
-                    .map_err(|_| format!("invalid repetition in {item:?}"))?;
-                (&item[..k], Some(n))
-            }
-            _ => (item, None),
-        };
-        let Some(times) = times else {
-            out.push(Some(
-                number(head).ok_or_else(|| format!("invalid value {item:?}"))?,
-            ));
-            continue;
-        };
-        let hb = head.as_bytes();
-        let op = (1..hb.len())
-            .rev()
-            .find(|&k| matches!(hb[k], b'+' | b'-') && !matches!(hb[k - 1], b'e' | b'E'));
-        match op {
-            Some(k) => {
-                let mut v = number(&head[..k]).ok_or_else(|| format!("invalid value {item:?}"))?;
-                let d = number(&head[k..]).ok_or_else(|| format!("invalid value {item:?}"))?;
-                for _ in 0..=times {
-                    out.push(Some(v));
-                    v += d;
-                }
-            }
-            None => {
-                let v = number(head).ok_or_else(|| format!("invalid value {item:?}"))?;
-                out.extend(std::iter::repeat_n(Some(v), times + 1));
-            }
+        None => {
+            let v = number(head).ok_or_else(|| format!("invalid value {item:?}"))?;
+            out.extend(std::iter::repeat_n(Some(v), times + 1));
         }
     }
     Ok(out)
@@ -768,11 +809,12 @@ fn load_until(
             if t > until {
                 break;
             }
-            if let Some(v) = s.values[*cur] {
-                app.append(&s.labels, t, v).map_err(|e| {
-                    format!("series {}: sample at {t}ms: {e}", go_labels(&s.labels))
-                })?;
-            }
+            let res = match &s.values[*cur] {
+                Some(InputValue::Float(v)) => app.append(&s.labels, t, *v).map(|_| ()),
+                Some(InputValue::Histogram(h)) => storage.append_histogram(&s.labels, t, h.clone()),
+                None => Ok(()),
+            };
+            res.map_err(|e| format!("series {}: sample at {t}ms: {e}", go_labels(&s.labels)))?;
             *cur += 1;
         }
     }
@@ -903,12 +945,15 @@ fn alerts_string(la: &[LabelsAndAnnotations]) -> String {
     s
 }
 
-fn samples_string(s: &[(Labels, f64)]) -> String {
+fn samples_string(s: &[(Labels, SampleValue)]) -> String {
     if s.is_empty() {
         return "nil".to_string();
     }
     s.iter()
-        .map(|(l, v)| format!("{} {}", go_labels(l), go_float_e(*v)))
+        .map(|(l, v)| match v {
+            SampleValue::Float(v) => format!("{} {}", go_labels(l), go_float_e(*v)),
+            SampleValue::Histogram(h) => format!("{} {h}", go_labels(l)),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -921,7 +966,12 @@ mod tests {
     #[test]
     fn values_expand_like_promtool() {
         let v = expand_values("0 _ 1+1x2 5-2x1 2x1 _x2 stale -1e3 Inf").unwrap();
-        let f = |x: Option<f64>| x.map(|v| if is_stale_nan(v) { -0.5 } else { v });
+        let f = |x: Option<InputValue>| match x {
+            Some(InputValue::Float(v)) if is_stale_nan(v) => Some(-0.5),
+            Some(InputValue::Float(v)) => Some(v),
+            Some(InputValue::Histogram(_)) => Some(-1.5),
+            None => None,
+        };
         let got: Vec<Option<f64>> = v.into_iter().map(f).collect();
         assert_eq!(
             got,
@@ -945,10 +995,26 @@ mod tests {
         // Repeated addition, not multiplication: the float error builds up
         // exactly as promtool's does.
         let v = expand_values("0+0.1x3").unwrap();
-        assert_eq!(v[3], Some(0.1 + 0.1 + 0.1));
-        assert_ne!(v[3], Some(0.3));
-        assert!(expand_values("{{schema:1 sum:2}}").is_err());
+        assert_eq!(v[3], Some(InputValue::Float(0.1 + 0.1 + 0.1)));
+        assert_ne!(v[3], Some(InputValue::Float(0.3)));
         assert!(expand_values("abc").is_err());
+        assert!(expand_values("{{sum:1 count:1").is_err());
+    }
+
+    #[test]
+    fn histogram_values_expand_by_repeated_addition() {
+        let v =
+            expand_values("1 {{sum:3 count:2 buckets:[2]}}+{{sum:1.3 count:1 buckets:[1]}}x2 _")
+                .unwrap();
+        assert_eq!(v.len(), 5);
+        assert_eq!(v[0], Some(InputValue::Float(1.0)));
+        let Some(InputValue::Histogram(h)) = &v[3] else {
+            panic!("want a histogram, got {:?}", v[3]);
+        };
+        assert_eq!(h.count, 4.0);
+        assert_eq!(h.sum, 3.0 + 1.3 + 1.3);
+        assert_eq!(h.positive_buckets, vec![4.0]);
+        assert_eq!(v[4], None);
     }
 
     #[test]

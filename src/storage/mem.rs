@@ -11,14 +11,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::{
-    AppendError, Appender, CommitStats, HeadStats, NameCount, Queryable, Series, SeriesRef,
-    Storage, StorageError, TsdbHeadStats, TsdbStatus, top_n,
+    AppendError, Appender, CommitStats, HeadStats, HistogramSample, HistogramSeries, NameCount,
+    Queryable, Series, SeriesRef, Storage, StorageError, TsdbHeadStats, TsdbStatus, top_n,
 };
-use crate::model::{Labels, MatchOp, Matcher, Sample, Timestamp};
+use crate::model::{CounterResetHint, FloatHistogram, Labels, MatchOp, Matcher, Sample, Timestamp};
 
 struct MemSeries {
     labels: Labels,
     samples: Mutex<Vec<Sample>>,
+    /// Native histogram samples, kept apart from the floats: only test data
+    /// (rule unit tests, PromQL scripts) has them.
+    histograms: Mutex<Vec<HistogramSample>>,
 }
 
 #[derive(Default)]
@@ -55,6 +58,7 @@ impl MemStorage {
         idx.series.push(Arc::new(MemSeries {
             labels: labels.clone(),
             samples: Mutex::new(Vec::new()),
+            histograms: Mutex::new(Vec::new()),
         }));
         idx.by_labels.insert(labels.clone(), r);
         for l in labels {
@@ -67,6 +71,50 @@ impl MemStorage {
                 .push(r);
         }
         r
+    }
+
+    /// Appends a native histogram sample to the series `labels`. The
+    /// counter-reset hint is set as Prometheus's head reads it back: a
+    /// gauge stays a gauge; the first histogram of a series, or one after
+    /// a float sample, is `Unknown`; later ones are `CounterReset` or
+    /// `NotCounterReset` against the previous histogram.
+    pub fn append_histogram(
+        &self,
+        labels: &Labels,
+        t: Timestamp,
+        mut h: FloatHistogram,
+    ) -> Result<(), AppendError> {
+        let r = self.get_or_create(labels);
+        let Some(s) = self.series_by_ref(r) else {
+            return Err(AppendError::UnknownRef);
+        };
+        let last_float = lock(&s.samples).last().map(|x| x.t);
+        let mut hs = lock(&s.histograms);
+        let last = hs.last();
+        let newest = last.map(|x| x.t).max(last_float);
+        if newest.is_some_and(|n| t < n) {
+            self.out_of_order.fetch_add(1, Ordering::Relaxed);
+            return Err(AppendError::OutOfOrder);
+        }
+        if newest == Some(t) {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+            return Err(AppendError::Duplicate);
+        }
+        if h.counter_reset_hint != CounterResetHint::Gauge {
+            h.counter_reset_hint = match last {
+                Some(prev) if last_float.is_none_or(|f| f < prev.t) => {
+                    if h.detect_reset(&prev.h) {
+                        CounterResetHint::CounterReset
+                    } else {
+                        CounterResetHint::NotCounterReset
+                    }
+                }
+                _ => CounterResetHint::Unknown,
+            };
+        }
+        hs.push(HistogramSample { t, h: Arc::new(h) });
+        self.appended.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     fn series_by_ref(&self, r: SeriesRef) -> Option<Arc<MemSeries>> {
@@ -251,6 +299,32 @@ impl Queryable for MemStorage {
                 samples: Box::new(samples.into_iter()),
             })
             .collect())
+    }
+
+    fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<HistogramSeries>, StorageError> {
+        let idx = read(&self.index);
+        let mut out: Vec<HistogramSeries> = self
+            .matching(&idx, matchers)
+            .into_iter()
+            .filter_map(|r| {
+                let s = &idx.series[r as usize];
+                let hs = lock(&s.histograms);
+                let lo = hs.partition_point(|x| x.t < mint);
+                let hi = hs.partition_point(|x| x.t <= maxt);
+                (lo < hi).then(|| HistogramSeries {
+                    labels: s.labels.clone(),
+                    samples: hs[lo..hi].to_vec(),
+                })
+            })
+            .collect();
+        drop(idx);
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
     }
 
     fn series(

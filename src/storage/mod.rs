@@ -126,6 +126,21 @@ impl std::fmt::Debug for Series {
     }
 }
 
+/// One native histogram sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSample {
+    pub t: Timestamp,
+    pub h: std::sync::Arc<crate::model::FloatHistogram>,
+}
+
+/// One selected series' native histogram samples in the selected window,
+/// in time order.
+#[derive(Debug, Clone)]
+pub struct HistogramSeries {
+    pub labels: Labels,
+    pub samples: Vec<HistogramSample>,
+}
+
 /// Read access to stored series. All time bounds are inclusive milliseconds.
 pub trait Queryable: Send + Sync {
     /// Series matching all `matchers` that have at least one sample in
@@ -136,6 +151,21 @@ pub trait Queryable: Send + Sync {
         mint: Timestamp,
         maxt: Timestamp,
     ) -> Result<Vec<Series>, StorageError>;
+
+    /// Native histogram samples of series matching all `matchers` in
+    /// `[mint, maxt]`, sorted by labels; series without any are left out.
+    /// Only the in-memory storage of rule unit tests and PromQL test
+    /// scripts holds them (watchpost ingests float samples only), so the
+    /// default has none.
+    fn select_histograms(
+        &self,
+        matchers: &[Matcher],
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<HistogramSeries>, StorageError> {
+        let _ = (matchers, mint, maxt);
+        Ok(Vec::new())
+    }
 
     /// Label sets of the series `select` would return, without samples.
     fn series(

@@ -251,39 +251,48 @@ fn every_corpus_file_is_covered() {
     );
 }
 
-/// unittest.yml's first group also checks timestamps, staleness and the
-/// lookback, next to the native-histogram cases watchpost cannot store.
-/// This runs the file with only the histogram series and cases taken out
-/// (a JSON rendering of it in a temporary directory, next to a copy of
-/// rules.yml), so everything else in it is still pinned.
+/// Native histogram expectations compare through the canonical text, as
+/// promtool's do: the counter-reset hint the storage sets on the second
+/// and later samples is part of it, so an expectation without it fails and
+/// the failure shows both histograms.
 #[test]
-fn unittest_yml_without_native_histograms_passes() {
-    let text = std::fs::read_to_string(Path::new(CORPUS).join("unittest.yml")).unwrap();
-    let mut doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
-    let mut removed = 0;
-    for g in doc["tests"].as_array_mut().unwrap() {
-        if let Some(series) = g.get_mut("input_series").and_then(|s| s.as_array_mut()) {
-            let before = series.len();
-            series.retain(|s| !s["values"].as_str().unwrap_or("").contains("{{"));
-            removed += before - series.len();
-        }
-        if let Some(cases) = g.get_mut("promql_expr_test").and_then(|s| s.as_array_mut()) {
-            let before = cases.len();
-            cases.retain(|c| !c["expr"].as_str().unwrap_or("").contains("histogram"));
-            removed += before - cases.len();
-        }
-    }
-    assert_eq!(removed, 6, "3 histogram series and 3 histogram cases");
+fn histogram_expectations_compare_canonical_text() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("unittest.yml"), doc.to_string()).unwrap();
-    std::fs::copy(
-        Path::new(CORPUS).join("rules.yml"),
-        dir.path().join("rules.yml"),
-    )
-    .unwrap();
-    let out = run(&dir.path().join("unittest.yml"), &[], false);
-    assert_eq!(out.groups.len(), 5);
-    assert!(out.passed(), "{}", out.all_errors().join("\n\n"));
+    let write = |hint: &str| {
+        let text = format!(
+            r#"evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: h
+        values: "{{{{sum:3 count:2 buckets:[2]}}}}+{{{{sum:1 count:1 buckets:[1]}}}}x2"
+    promql_expr_test:
+      - expr: h
+        eval_time: 2m
+        exp_samples:
+          - labels: h
+            histogram: "{{{{count:4 sum:5 {hint}buckets:[4]}}}}"
+"#
+        );
+        let path = dir.path().join("t.yml");
+        std::fs::write(&path, text).unwrap();
+        run(&path, &[], false)
+    };
+    let out = write("counter_reset_hint:not_reset ");
+    assert!(out.passed(), "{}", out.all_errors().join("\n"));
+    let out = write("");
+    assert!(!out.passed());
+    let errors = out.all_errors().join("\n");
+    assert!(
+        errors.contains("exp: {__name__=\"h\"} {{count:4 sum:5 buckets:[4]}}"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(
+            "got: {__name__=\"h\"} {{count:4 sum:5 counter_reset_hint:not_reset buckets:[4]}}"
+        ),
+        "{errors}"
+    );
 }
 
 #[test]
