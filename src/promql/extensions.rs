@@ -566,34 +566,51 @@ impl DurParser<'_, '_, '_> {
     }
 
     fn signed(&mut self) -> Result<f64, RewriteError> {
-        if self.r.is_punct(self.r.i, "-") {
-            self.r.i += 1;
-            return Ok(-self.signed()?);
-        }
-        if self.r.is_punct(self.r.i, "+") {
-            self.r.i += 1;
-            return self.signed();
-        }
+        let negative = self.signs();
         let base = self.primary()?;
-        if self.r.is_punct(self.r.i, "^") {
+        let v = if self.r.is_punct(self.r.i, "^") {
+            let at = self.r.toks[self.r.i].start;
             self.r.i += 1;
+            // `^` is right-associative: `2^3^2` is 2^9. The depth bound
+            // keeps a long chain from exhausting the stack.
+            self.nest(at)?;
             let exp = self.signed()?;
-            return Ok(base.powf(exp));
-        }
-        Ok(base)
+            self.depth -= 1;
+            base.powf(exp)
+        } else {
+            base
+        };
+        Ok(if negative { -v } else { v })
     }
 
     /// Signs and one operand, without any binary operator (offsets).
     fn signed_operand(&mut self) -> Result<f64, RewriteError> {
-        if self.r.is_punct(self.r.i, "-") {
+        let negative = self.signs();
+        let v = self.primary()?;
+        Ok(if negative { -v } else { v })
+    }
+
+    /// Reads a run of `+` / `-` signs (a loop, not recursion: input is
+    /// untrusted); whether they negate.
+    fn signs(&mut self) -> bool {
+        let mut negative = false;
+        loop {
+            if self.r.is_punct(self.r.i, "-") {
+                negative = !negative;
+            } else if !self.r.is_punct(self.r.i, "+") {
+                return negative;
+            }
             self.r.i += 1;
-            return Ok(-self.signed_operand()?);
         }
-        if self.r.is_punct(self.r.i, "+") {
-            self.r.i += 1;
-            return self.signed_operand();
+    }
+
+    /// Enters one more level of nesting, refusing more than 64.
+    fn nest(&mut self, at: usize) -> Result<(), RewriteError> {
+        if self.depth >= 64 {
+            return self.r.error(at, "duration expression is nested too deeply");
         }
-        self.primary()
+        self.depth += 1;
+        Ok(())
     }
 
     fn primary(&mut self) -> Result<f64, RewriteError> {
@@ -616,13 +633,8 @@ impl DurParser<'_, '_, '_> {
                 }
             }
             Kind::Punct if t.text == "(" => {
-                if self.depth >= 64 {
-                    return self
-                        .r
-                        .error(t.start, "duration expression is nested too deeply");
-                }
+                self.nest(t.start)?;
                 self.r.i += 1;
-                self.depth += 1;
                 let v = self.expr()?;
                 self.depth -= 1;
                 self.close(t)?;
@@ -643,7 +655,7 @@ impl DurParser<'_, '_, '_> {
                         Ok(ms as f64 / 1000.0)
                     }
                     "min_of" | "max_of" => {
-                        self.depth += 1;
+                        self.nest(t.start)?;
                         let a = self.expr()?;
                         if !self.r.is_punct(self.r.i, ",") {
                             let at = self.r.here();
@@ -822,6 +834,18 @@ mod tests {
         assert_eq!(e.offset, 13);
         let e = rewrite("x[1m] anchored smoothed", QueryParams::default()).unwrap_err();
         assert!(e.message.contains("one of anchored and smoothed"), "{e:?}");
+        // Untrusted input: long chains neither overflow the stack nor pass.
+        let deep = format!("x[{}1m{}]", "(".repeat(100), ")".repeat(100));
+        let e = rewrite(&deep, QueryParams::default()).unwrap_err();
+        assert!(e.message.contains("nested too deeply"), "{e:?}");
+        let pow = format!("x[2{}]", "^2".repeat(100));
+        let e = rewrite(&pow, QueryParams::default()).unwrap_err();
+        assert!(e.message.contains("nested too deeply"), "{e:?}");
+        let signs = format!("x[{}1m]", "-".repeat(100_000));
+        assert_eq!(
+            rewrite(&signs, QueryParams::default()).unwrap().text,
+            "x[60000ms]"
+        );
     }
 
     #[test]

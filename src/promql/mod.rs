@@ -463,7 +463,7 @@ impl Engine {
         )?;
         let mut ev = self.evaluator(q, query, ts, ts, 0, false, opts, deadline);
         // Native histograms (test data only) come back from a plain
-        // selector query; anywhere else selecting them is an error.
+        // selector query; everywhere else PromQL sees the float samples.
         if let Some((node, vs)) = plain_selector(query.expr())
             && ev.selector_mode(node).is_none()
             && let Some(out) = ev.select_mixed_instant(vs, ts)?
