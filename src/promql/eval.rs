@@ -386,6 +386,27 @@ impl<'a> Evaluator<'a> {
         Ok(all)
     }
 
+    /// The first series `vs` selects over grid `g` that holds native
+    /// histogram samples (test data only), if any.
+    pub fn histogram_series_in(
+        &mut self,
+        vs: &VectorSelector,
+        g: Grid,
+    ) -> Result<Option<Labels>, EvalError> {
+        if g.len() == 0 {
+            return Ok(None);
+        }
+        let InstantRefs {
+            first_ref,
+            last_ref,
+            ..
+        } = self.instant_refs(vs, g);
+        let alternatives = selector_matchers(vs)?;
+        let found =
+            self.select_histograms(&alternatives, first_ref - self.lookback + 1, last_ref)?;
+        Ok(found.into_iter().next().map(|h| h.labels))
+    }
+
     /// A plain instant selector query at `ts` over series that have
     /// native histogram samples: each series' newest sample within the
     /// lookback, float or histogram, unless it is a staleness marker.

@@ -1311,6 +1311,13 @@ fn info(ev: &mut Evaluator<'_>, call: &Call, g: Grid) -> Result<Val, EvalError> 
             offset: offset_from_ms(offset),
             at,
         };
+        // Info series carry their data in labels, with float samples; a
+        // histogram-valued one is a mistake Prometheus rejects too.
+        if let Some(labels) = ev.histogram_series_in(&vs, g)? {
+            return Err(EvalError::Execution(format!(
+                "info sample should be float, but {labels} has native histogram samples"
+            )));
+        }
         // The value of each point is the time of the sample found, which
         // decides between info series that churned within the lookback.
         ev.vector_selector_timestamps(&vs, g)?
