@@ -17,6 +17,9 @@
 
 use std::fmt;
 
+// Go's `%g`, as Prometheus prints histogram fields.
+use super::format_float_g as go_g;
+
 /// What is known about a counter reset between this sample and the one
 /// before it in the same series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -818,11 +821,6 @@ fn parse_list(key: &str, value: &str, whole: &str) -> Result<Vec<f64>, String> {
             })
         })
         .collect()
-}
-
-/// Go's `%g` text of `v`, as Prometheus prints histogram fields.
-pub(crate) fn go_g(v: f64) -> String {
-    super::format_float_g(v)
 }
 
 fn join_g(values: &[f64]) -> String {

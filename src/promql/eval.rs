@@ -393,7 +393,7 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         g: Grid,
     ) -> Result<Option<Labels>, EvalError> {
-        if g.len() == 0 {
+        if g.len() == 0 || !self.q.holds_histograms() {
             return Ok(None);
         }
         let InstantRefs {
@@ -417,6 +417,11 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         ts: Timestamp,
     ) -> Result<Option<Vec<VectorSample>>, EvalError> {
+        // Every plain selector query passes here: with the durable storage,
+        // which has no histograms, return before building matchers.
+        if !self.q.holds_histograms() {
+            return Ok(None);
+        }
         let InstantRefs { last_ref, .. } = self.instant_refs(vs, Grid::instant(ts));
         let (mint, maxt) = (last_ref - self.lookback + 1, last_ref);
         let alternatives = selector_matchers(vs)?;

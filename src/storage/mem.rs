@@ -301,6 +301,10 @@ impl Queryable for MemStorage {
             .collect())
     }
 
+    fn holds_histograms(&self) -> bool {
+        true
+    }
+
     fn select_histograms(
         &self,
         matchers: &[Matcher],

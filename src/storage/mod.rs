@@ -152,6 +152,12 @@ pub trait Queryable: Send + Sync {
         maxt: Timestamp,
     ) -> Result<Vec<Series>, StorageError>;
 
+    /// Whether this storage can hold native histogram samples at all; lets
+    /// readers skip looking for them (the durable storage cannot).
+    fn holds_histograms(&self) -> bool {
+        false
+    }
+
     /// Native histogram samples of series matching all `matchers` in
     /// `[mint, maxt]`, sorted by labels; series without any are left out.
     /// Only the in-memory storage of rule unit tests and PromQL test

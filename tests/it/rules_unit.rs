@@ -295,6 +295,40 @@ tests:
     );
 }
 
+/// Rules record and alert on floats: a rule whose result is a native
+/// histogram fails its evaluation with a message saying so, which fails
+/// the test as any rule evaluation error does.
+#[test]
+fn histogram_rule_results_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("r.yml"),
+        "groups:\n  - name: g\n    rules:\n      - record: copy\n        expr: h\n",
+    )
+    .unwrap();
+    let path = dir.path().join("t.yml");
+    std::fs::write(
+        &path,
+        r#"rule_files: [r.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: h
+        values: "{{sum:3 count:2 buckets:[2]}}x2"
+"#,
+    )
+    .unwrap();
+    let out = run(&path, &[], false);
+    assert!(!out.passed());
+    let errors = out.all_errors().join("\n");
+    assert!(
+        errors.contains("rule: copy")
+            && errors.contains("rule result has a native histogram sample"),
+        "{errors}"
+    );
+}
+
 #[test]
 fn corpus_rule_files_validate_as_stated() {
     let known = known_failures();
